@@ -1,0 +1,116 @@
+"""`/migration-safe` commands in a comment body -> Command objects. Pure text handling."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from migration_safe.engine.model import Phase
+
+PREFIX = "/migration-safe"
+LABEL = re.compile(r"^[A-Za-z_][\w]*\.\w+$")
+RULE = re.compile(r"^MS\d{3}$", re.IGNORECASE)
+VERDICT_CHANGING = {"ignore", "unignore", "phase"}
+
+USAGE = {
+    "help": "/migration-safe help",
+    "recheck": "/migration-safe recheck",
+    "explain": "/migration-safe explain RULE",
+    "ignore": "/migration-safe ignore RULE [APP.MIGRATION] -- REASON",
+    "unignore": "/migration-safe unignore RULE [APP.MIGRATION]",
+    "phase": "/migration-safe phase APP.MIGRATION PHASE -- REASON",
+    "split": "/migration-safe split APP.MIGRATION",
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    text: str  # the line as written
+    rule: str | None = None
+    migration: str | None = None
+    phase: Phase | None = None
+    reason: str | None = None
+    error: str | None = None  # not understood: what is wrong
+
+    @property
+    def changes_verdict(self) -> bool:
+        return self.name in VERDICT_CHANGING
+
+
+def commands_in(body: str) -> list[Command]:
+    """Each line that starts with the prefix, outside code blocks and quotes."""
+    out, fence = [], None
+    for raw in (body or "").splitlines():
+        line = raw.strip()
+        marker = re.match(r"^(```|~~~)", line)
+        if marker:
+            fence = None if fence == marker.group(1) else (fence or marker.group(1))
+            continue
+        if fence or line.startswith(">"):
+            continue
+        if line == PREFIX or line.startswith(PREFIX + " "):
+            out.append(parse_line(line))
+    return out
+
+
+def parse_line(line: str) -> Command:
+    head, _, reason = line[len(PREFIX):].partition(" -- ")
+    words = head.split()
+    if not words:
+        return Command("help", line)
+    name, args = words[0].lower(), words[1:]
+    reason = reason.strip() or None
+    parser = PARSERS.get(name)
+    if parser is None:
+        return Command(name, line, error=f"unknown command `{name}`")
+    return parser(name, line, args, reason)
+
+
+def _no_args(name, line, args, reason):
+    return Command(name, line, error=f"`{name}` takes no arguments") if args else Command(name, line)
+
+
+def _explain(name, line, args, reason):
+    if len(args) != 1 or not RULE.match(args[0]):
+        return Command(name, line, error="give one rule id, e.g. MS101")
+    return Command(name, line, rule=args[0].upper())
+
+
+def _ignore(name, line, args, reason):
+    if not args or len(args) > 2 or not RULE.match(args[0]):
+        return Command(name, line, error="give a rule id and optionally APP.MIGRATION")
+    if len(args) == 2 and not LABEL.match(args[1]):
+        return Command(name, line, error=f"`{args[1]}` is not APP.MIGRATION (e.g. shop.0007_add_sku)")
+    if name == "ignore" and not reason:
+        return Command(name, line, error="a reason is required after ` -- `")
+    return Command(name, line, rule=args[0].upper(), migration=args[1] if len(args) == 2 else None,
+                   reason=reason)
+
+
+def _phase(name, line, args, reason):
+    if len(args) != 2 or not LABEL.match(args[0]):
+        return Command(name, line, error="give APP.MIGRATION and a phase")
+    try:
+        phase = Phase.parse(args[1])
+    except ValueError as exc:
+        return Command(name, line, error=str(exc))
+    if not reason:
+        return Command(name, line, error="a reason is required after ` -- `")
+    return Command(name, line, migration=args[0], phase=phase, reason=reason)
+
+
+def _split(name, line, args, reason):
+    if len(args) != 1 or not LABEL.match(args[0]):
+        return Command(name, line, error="give APP.MIGRATION")
+    return Command(name, line, migration=args[0])
+
+
+PARSERS = {"help": _no_args, "recheck": _no_args, "explain": _explain, "ignore": _ignore,
+           "unignore": _ignore, "phase": _phase, "split": _split}
+
+
+def help_text() -> str:
+    lines = ["Commands (one per line, in a PR comment):", ""]
+    lines += [f"- `{usage}`" for usage in USAGE.values()]
+    lines += ["", "`ignore`, `unignore` and `phase` need write access to the repository."]
+    return "\n".join(lines)

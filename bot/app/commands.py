@@ -1,0 +1,191 @@
+"""Handling `/migration-safe` commands, and reading acknowledgements back from the PR's comments.
+
+The PR's comments are the only store: every review re-reads them, so an
+acknowledgement survives restarts, follows later heads, and disappears
+when its comment is edited or deleted.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from migration_safe.app import publish
+from migration_safe.app.command_parser import Command, commands_in, help_text
+from migration_safe.app.events import CommandJob, ReviewJob
+from migration_safe.engine.model import Acknowledgement, PhaseOverride, Review
+from migration_safe.engine.phases import refuse_phase, touches_large
+from migration_safe_rules import catalogue
+
+log = logging.getLogger(__name__)
+
+WRITERS = {"admin", "maintain", "write"}
+
+
+@dataclass
+class CommandState:
+    acknowledgements: list[Acknowledgement] = field(default_factory=list)
+    overrides: dict[str, PhaseOverride] = field(default_factory=dict)
+
+
+class Permissions:
+    """Repository permission per user, asked of the API once per job (never read from the payload)."""
+
+    def __init__(self, repo) -> None:
+        self.repo = repo
+        self.cache: dict[str, bool] = {}
+
+    def can_write(self, login: str) -> bool:
+        if login not in self.cache:
+            try:
+                self.cache[login] = self.repo.get_collaborator_permission(login) in WRITERS
+            except Exception:  # unknown user or API error: no write access is the safe answer
+                self.cache[login] = False
+        return self.cache[login]
+
+
+def command_state(repo, pull, bot_login: str | None) -> CommandState:
+    permissions = Permissions(repo)
+    acks: dict[tuple[str, str | None], Acknowledgement] = {}
+    overrides: dict[str, PhaseOverride] = {}
+    for comment in pull.get_issue_comments():
+        if publish.is_ours(comment.user, bot_login):
+            continue
+        login, at = comment.user.login, str(comment.updated_at or comment.created_at or "")
+        for command in commands_in(comment.body):
+            if command.error or not command.changes_verdict or not permissions.can_write(login):
+                continue
+            if command.name == "ignore":
+                acks[(command.rule, command.migration)] = Acknowledgement(
+                    command.rule, command.migration, login, command.reason or "", at)
+            elif command.name == "unignore":
+                for key in [k for k in acks if k[0] == command.rule and command.migration in (None, k[1])]:
+                    del acks[key]
+            elif command.name == "phase":
+                overrides[command.migration] = PhaseOverride(command.migration, command.phase, login,
+                                                             command.reason or "", at)
+    return CommandState(list(acks.values()), overrides)
+
+
+def handle_command(worker, job: CommandJob) -> None:
+    gh = worker.app.client(job.installation_id)
+    repo = gh.get_repo(job.repo)
+    pull = repo.get_pull(job.pr)
+    if job.action == "deleted":  # a withdrawn acknowledgement: the verdict may change
+        if pull.state == "open":
+            review_head(worker, job, repo, pull)
+        return
+    comment = pull.get_issue_comment(job.comment_id)
+    commands = commands_in(comment.body)
+    if not commands:
+        return
+    if pull.state != "open":
+        comment.create_reaction("confused")
+        pull.create_issue_comment(reply(comment, ["This pull request is closed: commands are not run."]))
+        return
+    comment.create_reaction("eyes")
+    permissions = Permissions(repo)
+    answers, ok, needs_review = [], True, False
+    for command in commands:
+        text, success, review = answer(command, permissions, comment.user.login)
+        answers.append((command, text, success))
+        ok &= success
+        needs_review |= review
+    review = review_head(worker, job, repo, pull) if needs_review else None
+    lines = [finish(command, text, success, review) for command, text, success in answers]
+    ok = ok and all(success for success in outcome_flags(answers, review))
+    pull.create_issue_comment(reply(comment, lines))
+    comment.create_reaction("+1" if ok else "confused")
+
+
+def answer(command: Command, permissions: Permissions, login: str) -> tuple[str, bool, bool]:
+    """(reply text, understood and allowed, whether a review must run)."""
+    if command.error:
+        from migration_safe.app.command_parser import USAGE
+
+        usage = USAGE.get(command.name)
+        hint = f" Usage: `{usage}`." if usage else ""
+        return f"`{command.text}`: {command.error}.{hint}\n\n{help_text()}", False, False
+    if command.name == "help":
+        return help_text(), True, False
+    if command.name == "explain":
+        rule = catalogue().get(command.rule)
+        if rule is None:
+            return f"There is no rule {command.rule}.", False, False
+        return f"```\n{rule.docs}\n```", True, False
+    if command.changes_verdict and not permissions.can_write(login):
+        return (f"Sorry @{login}, `{command.name}` changes the verdict and needs write access to this "
+                "repository."), False, False
+    if command.name == "split":
+        return "", True, True
+    return "", True, command.name in ("recheck", "ignore", "unignore", "phase")
+
+
+def finish(command: Command, text: str, success: bool, review: Review | None) -> str:
+    if text or not success:
+        return text
+    if command.name == "recheck":
+        return "Re-reviewed the current head."
+    if command.name == "ignore":
+        scope = command.migration or "every migration of this pull request"
+        return f"{command.rule} acknowledged for {scope}: it no longer blocks. Reason: {command.reason}"
+    if command.name == "unignore":
+        return f"{command.rule} is no longer acknowledged{' for ' + command.migration if command.migration else ''}."
+    if command.name == "phase":
+        return phase_answer(command, review)
+    if command.name == "split":
+        return split_answer(command, review)
+    return "Done."
+
+
+def phase_answer(command: Command, review: Review | None) -> str:
+    verdict = find(review, command.migration)
+    if verdict is None:
+        return f"This pull request adds no migration {command.migration}."
+    if verdict.phase_override is not None and verdict.phase_override.phase == command.phase:
+        return f"{command.migration} now runs {command.phase.value}. Reason: {command.reason}"
+    from migration_safe.config import Config
+
+    reason = refuse_phase(verdict.phase, command.phase, touches_large(verdict.operations, Config()))
+    return f"Refused: {command.migration} cannot run {command.phase.value}: {reason or 'it is not safe'}."
+
+
+def split_answer(command: Command, review: Review | None) -> str:
+    verdict = find(review, command.migration)
+    if verdict is None:
+        return f"This pull request adds no migration {command.migration}."
+    if not verdict.needs_split:
+        phase = verdict.phase.value if verdict.phase else "?"
+        return f"{command.migration} needs no split: all its operations are {phase}."
+    groups: dict[str, list[str]] = {}
+    for operation in verdict.operations:
+        groups.setdefault(operation.phase.value if operation.phase else "?", []).append(
+            f"  - line {operation.line}: {operation.description}")
+    parts = [f"Split {command.migration} into one migration per phase, each depending on the previous:"]
+    for number, (phase, lines) in enumerate(groups.items(), start=1):
+        parts.append(f"{number}. `deploy_phase = \"{phase}\"`\n" + "\n".join(lines))
+    return "\n".join(parts)
+
+
+def outcome_flags(answers, review: Review | None):
+    for command, text, success in answers:
+        if command.name == "phase" and success and not text:
+            verdict = find(review, command.migration)
+            yield bool(verdict and verdict.phase_override and verdict.phase_override.phase == command.phase)
+        else:
+            yield success
+
+
+def find(review: Review | None, label: str | None):
+    if review is None:
+        return None
+    return next((m for m in review.migrations if m.file.label == label), None)
+
+
+def review_head(worker, job: CommandJob, repo, pull) -> Review | None:
+    review_job = ReviewJob(job.installation_id, job.repo, pull.number, pull.head.sha, f"command by @{job.author}")
+    return worker.review_pull(review_job, repo, pull)
+
+
+def reply(comment, lines: list[str]) -> str:
+    quoted = "\n".join(f"> {line}" for line in (comment.body or "").splitlines()[:5])
+    return f"{quoted}\n\n@{comment.user.login}\n\n" + "\n\n".join(line for line in lines if line)

@@ -1,0 +1,216 @@
+"""Review -> GitHub: check run with annotations, labels, one summary comment, one review.
+
+Every step is idempotent: it finds what an earlier attempt (or an earlier
+head of the same PR) left and updates it, so a retried job never duplicates.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from github import GithubException
+
+from datetime import datetime, timezone
+from migration_safe.engine.model import Phase, Review, Severity
+from migration_safe.report import markdown
+from migration_safe.report._common import span
+from migration_safe_rules import catalogue
+
+log = logging.getLogger(__name__)
+
+CHECK_NAME = "migration-safe"
+SUMMARY_MARKER = "<!-- migration-safe:summary -->"
+FINDING_MARKER = "<!-- migration-safe:finding {} -->"
+LABELS = {
+    Phase.PRE_DEPLOY: ("migration: pre-deploy", "0e8a16", "Migrations that run before the deploy"),
+    Phase.POST_DEPLOY: ("migration: post-deploy", "fbca04", "Migrations that run after the deploy"),
+    Phase.DEFERRED: ("migration: deferred", "5319e7", "Migrations that run asynchronously after the deploy"),
+    "split": ("migration: needs-split", "d93f0b", "A migration mixes deploy phases and must be split"),
+}
+LABEL_PREFIX = "migration: "
+ANNOTATION_BATCH = 50
+LEVELS = {Severity.ERROR: "failure", Severity.WARNING: "warning", Severity.NOTICE: "notice"}
+
+
+@dataclass
+class Target:
+    repo: object  # github.Repository.Repository
+    pull: object  # github.PullRequest.PullRequest
+    head_sha: str
+
+
+# ---------------------------------------------------------------- check run
+
+
+def now_dt() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def find_or_start_check(target: Target):
+    commit = target.repo.get_commit(target.head_sha)
+    for run in commit.get_check_runs(check_name=CHECK_NAME):
+        return run
+    return target.repo.create_check_run(name=CHECK_NAME, head_sha=target.head_sha, status="in_progress",
+                                        started_at=now_dt(),
+                                        output={"title": "Reviewing migrations…",
+                                                "summary": "The review has started."})
+
+
+def conclusion(review: Review) -> str:
+    if review.blocking:
+        return "failure"
+    return "neutral" if review.sql_unavailable else "success"
+
+
+def title(review: Review) -> str:
+    if not review.migrations:
+        return "No migrations in this pull request"
+    blocking = sum(m.blocking for m in review.migrations)
+    if blocking:
+        return f"{blocking} of {len(review.migrations)} migration(s) blocking"
+    if review.sql_unavailable:
+        return "Nothing blocking, but the SQL could not be verified"
+    return f"{len(review.migrations)} migration(s) safe to deploy"
+
+
+def complete_check(run, review: Review) -> None:
+    rules = catalogue()
+    summary = clip(markdown.summary(review, rules=rules), markdown.LIMIT)
+    text = markdown.sql_text(review, limit=markdown.LIMIT)
+    annotations = [annotation(m, f, rules) for m in review.migrations for f in m.findings]
+    batches = [annotations[i:i + ANNOTATION_BATCH] for i in range(0, len(annotations), ANNOTATION_BATCH)] or [[]]
+    output = {"title": title(review), "summary": summary, "text": text}
+    for batch in batches[:-1]:  # GitHub appends the annotations of each update
+        run.edit(output={**output, "annotations": batch})
+    run.edit(status="completed", conclusion=conclusion(review), completed_at=now_dt(),
+             output={**output, "annotations": batches[-1]})
+
+
+def fail_check(run, reason: str) -> None:
+    run.edit(status="completed", conclusion="failure", completed_at=now_dt(),
+             output={"title": "migration-safe could not review this pull request",
+                     "summary": f"The review failed: {reason}\n\nNothing was verified. Comment "
+                                "`/migration-safe recheck` to try again."})
+
+
+def annotation(verdict, finding, rules) -> dict:
+    start, end = span(verdict, finding)
+    rule = rules.get(finding.rule)
+    return {"path": verdict.file.path, "start_line": start, "end_line": max(start, end),
+            "annotation_level": LEVELS[finding.severity] if not finding.acknowledged else "notice",
+            "title": f"{finding.rule} {rule.title if rule else ''}".strip()[:255],
+            "message": clip(finding.message + ("\n(acknowledged)" if finding.acknowledged else ""), 64000),
+            "raw_details": clip(f"Safe alternative: {finding.safe_alternative}", 64000)}
+
+
+def clip(text: str, limit: int) -> str:
+    note = "\n\n… (truncated)"
+    return text if len(text) <= limit else text[:limit - len(note)] + note
+
+
+# ---------------------------------------------------------------- labels
+
+
+def sync_labels(target: Target, review: Review) -> None:
+    wanted = set()
+    for migration in review.migrations:
+        key = "split" if migration.needs_split else migration.phase
+        if key in LABELS:
+            wanted.add(LABELS[key][0])
+    current = {label.name for label in target.pull.get_labels()}
+    for name in sorted(wanted - current):
+        ensure_label(target.repo, name)
+    missing = sorted(wanted - current)
+    if missing:  # add_to_labels() with no labels would remove them all
+        target.pull.add_to_labels(*missing)
+    for name in sorted(n for n in current - wanted if n.startswith(LABEL_PREFIX)):
+        target.pull.remove_from_labels(name)
+
+
+def ensure_label(repo, name: str) -> None:
+    try:
+        repo.get_label(name)
+    except GithubException as exc:
+        if exc.status != 404:
+            raise
+        _name, color, description = next(v for v in LABELS.values() if v[0] == name)
+        repo.create_label(name=name, color=color, description=description)
+
+
+# ---------------------------------------------------------------- summary comment
+
+
+def upsert_summary(target: Target, body: str, bot_login: str | None) -> None:
+    text = f"{SUMMARY_MARKER}\n{clip(body, 60000)}"
+    for comment in target.pull.get_issue_comments():
+        if SUMMARY_MARKER in (comment.body or "") and is_ours(comment.user, bot_login):
+            if comment.body != text:
+                comment.edit(text)
+            return
+    target.pull.create_issue_comment(text)
+
+
+def is_ours(user, bot_login: str | None) -> bool:
+    return (bot_login and user.login == bot_login) or user.type == "Bot"
+
+
+# ---------------------------------------------------------------- review comments
+
+
+def post_review(target: Target, review: Review, bot_login: str | None) -> int:
+    files = {f.filename: f.patch for f in target.pull.get_files()}
+    already = {m.group(1) for c in target.pull.get_review_comments()
+               for m in [re.search(r"migration-safe:finding (\S+)", c.body or "")] if m}
+    comments = []
+    for verdict in review.migrations:
+        lines = commentable_lines(files.get(verdict.file.path))
+        for finding in verdict.findings:
+            if finding.severity is Severity.NOTICE or finding.acknowledged:
+                continue
+            start, end = span(verdict, finding)
+            fingerprint = f"{finding.rule}:{verdict.file.label}:{finding.operation_index}"
+            if fingerprint in already or start not in lines:
+                continue
+            comments.append(review_comment(verdict.file.path, start, end, lines, finding, fingerprint))
+    if not comments:
+        return 0
+    commit = target.repo.get_commit(target.head_sha)
+    target.pull.create_review(commit=commit, event="COMMENT", comments=comments,
+                              body=f"migration-safe found {len(comments)} problem(s) in the new migrations.")
+    return len(comments)
+
+
+def review_comment(path, start, end, lines, finding, fingerprint) -> dict:
+    body = (f"**{finding.rule}** ({finding.severity.value}): {finding.message}\n\n"
+            f"Safe alternative: {finding.safe_alternative}")
+    if finding.suggestion is not None:
+        body += f"\n\n```suggestion\n{finding.suggestion}\n```"
+    body += "\n" + FINDING_MARKER.format(fingerprint)
+    comment = {"path": path, "line": end if end in lines and end > start else start, "side": "RIGHT",
+               "body": body}
+    if comment["line"] != start and all(n in lines for n in range(start, end + 1)):
+        comment.update(start_line=start, start_side="RIGHT")
+    else:
+        comment["line"] = start
+    return comment
+
+
+def commentable_lines(patch: str | None) -> set[int]:
+    """Right-side lines GitHub accepts review comments on: inside the patch's hunks."""
+    lines: set[int] = set()
+    if not patch:
+        return lines
+    number = 0
+    for line in patch.splitlines():
+        header = re.match(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", line)
+        if header:
+            number = int(header.group(1))
+        elif line.startswith("-"):
+            continue
+        elif line.startswith("\\"):
+            continue  # "\ No newline at end of file"
+        else:
+            lines.add(number)
+            number += 1
+    return lines

@@ -1,0 +1,86 @@
+"""Flask: /webhook verifies, dedupes and enqueues (never reviews); /healthz reports readiness."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+
+from flask import Flask, jsonify, request
+
+from migration_safe.app.events import PayloadError, route
+from migration_safe.app.queue import Dispatcher, InProcessDispatcher, RedisDispatcher
+from migration_safe.app.settings import AppSettings, settings_from_environment
+
+log = logging.getLogger(__name__)
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header)
+
+
+def create_app(settings: AppSettings | None = None, dispatcher: Dispatcher | None = None) -> Flask:
+    settings = settings or settings_from_environment()
+    dispatcher = dispatcher or default_dispatcher(settings)
+    app = Flask("migration_safe")
+    app.config["MAX_CONTENT_LENGTH"] = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+
+    @app.post("/webhook")
+    def webhook():
+        body = request.get_data(cache=False)
+        if not signature_ok(settings.webhook_secret, body, request.headers.get("X-Hub-Signature-256")):
+            return jsonify(error="bad or missing X-Hub-Signature-256"), 401
+        event = request.headers.get("X-GitHub-Event")
+        delivery = request.headers.get("X-GitHub-Delivery")
+        if not event or not delivery:
+            return jsonify(error="missing X-GitHub-Event or X-GitHub-Delivery"), 400
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return jsonify(error="body is not JSON"), 400
+        if not isinstance(payload, dict):
+            return jsonify(error="body is not a JSON object"), 400
+        if event == "ping":
+            return jsonify(ok=True, zen=payload.get("zen")), 200
+        try:
+            job = route(event, payload, settings.bot_login)
+        except PayloadError as exc:
+            return jsonify(error=str(exc)), 400
+        try:
+            if not dispatcher.first_delivery(delivery):
+                return jsonify(ok=True, duplicate=True), 200
+            if job is None:
+                return jsonify(ok=True, ignored=f"{event}.{payload.get('action')}"), 202
+            queued = dispatcher.enqueue(job)
+        except Exception as exc:  # the queue is down: lose nothing, let GitHub's redelivery work
+            log.error("delivery %s not queued: %s", delivery, exc)
+            with contextlib.suppress(Exception):
+                dispatcher.forget_delivery(delivery)
+            return jsonify(error="queue unavailable, redeliver later"), 503
+        log.info("delivery %s: %s %s (%s)", delivery, job.kind, job.key, "queued" if queued else "coalesced")
+        return jsonify(ok=True, job=job.key, queued=queued), 202
+
+    @app.get("/healthz")
+    def healthz():
+        queue = dispatcher.health()
+        credentials = {"app_id": settings.app_id, "private_key": bool(settings.private_key),
+                       "webhook_secret": bool(settings.webhook_secret), "api_url": settings.api_url}
+        ok = queue.get("ok", False)
+        return jsonify(ok=ok, web=True, queue=queue, github=credentials), 200 if ok else 503
+
+    return app
+
+
+def default_dispatcher(settings: AppSettings) -> Dispatcher:
+    if settings.redis_url:
+        return RedisDispatcher(settings.redis_url)
+    from migration_safe.app.worker import Worker
+
+    holder: list[Dispatcher] = []
+    dispatcher = InProcessDispatcher(lambda job: Worker(settings, holder[0].latest_head).run(job))
+    holder.append(dispatcher)
+    return dispatcher

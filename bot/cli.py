@@ -1,0 +1,191 @@
+"""migration-safe command line: check | demo | rules | explain | serve | worker."""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from migration_safe.config import ConfigError
+from migration_safe.engine.discover import GitError, WORKTREE, git, resolve
+from migration_safe.engine.review import ReviewRequest, SetupError, run_review
+from migration_safe.report import FORMATS
+from migration_safe_rules import catalogue
+
+EXIT_OK, EXIT_BLOCKING, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+DEMO = Path(__file__).with_name("demo")
+BASE_CANDIDATES = ("origin/HEAD", "origin/main", "origin/master", "main", "master")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except (ConfigError, SetupError, GitError) as exc:
+        print(f"migration-safe: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    except Exception as exc:  # never a traceback instead of a verdict: say the analysis failed
+        print(f"migration-safe: the analysis failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if os.environ.get("MIGRATION_SAFE_DEBUG"):
+            raise
+        return EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="migration-safe",
+                                     description="Review Django migrations before they hurt PostgreSQL.")
+    commands = parser.add_subparsers(dest="command")
+    check = commands.add_parser("check", help="review the migrations a revision adds")
+    add_check_arguments(check)
+    check.set_defaults(run=run_check)
+    demo = commands.add_parser("demo", help="review the bundled sample project")
+    demo.add_argument("--format", choices=sorted(FORMATS), default="text")
+    demo.add_argument("--keep", metavar="DIR", help="build the sample repository here and keep it")
+    demo.set_defaults(run=run_demo)
+    serve = commands.add_parser("serve", help="run the webhook service (development server)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    serve.set_defaults(run=run_serve)
+    worker = commands.add_parser("worker", help="run a queue worker on $REDIS_URL")
+    worker.set_defaults(run=run_worker)
+    rules = commands.add_parser("rules", help="list the rule catalogue")
+    rules.set_defaults(run=run_rules)
+    explain = commands.add_parser("explain", help="print one rule's documentation")
+    explain.add_argument("rule", help="rule id, e.g. MS101")
+    explain.set_defaults(run=run_explain)
+    return parser
+
+
+def add_check_arguments(check: argparse.ArgumentParser) -> None:
+    check.add_argument("--repo", default=".", help="the project's git repository (default: .)")
+    check.add_argument("--base", help="revision the change starts from (default: origin/HEAD, main…)")
+    check.add_argument("--head", default="HEAD", help=f"revision to review, or {WORKTREE} for the "
+                                                      "uncommitted working tree (default: HEAD)")
+    check.add_argument("--format", choices=sorted(FORMATS), default="text")
+    check.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
+    check.add_argument("--config", metavar="FILE", help="config file (default: .github/migration-safe.yml)")
+    check.add_argument("--database-url", help="external PostgreSQL admin URL (default: "
+                                              "$MIGRATION_SAFE_DATABASE_URL, else the embedded server)")
+    check.add_argument("--python", help="interpreter that runs the project (default: config, else this one)")
+    check.add_argument("--no-sql", action="store_true", help="text format: leave the SQL out")
+
+
+def run_check(args: argparse.Namespace) -> int:
+    repo = Path(args.repo)
+    if not (repo / ".git").exists() and not repo.joinpath(".git").is_file():
+        try:
+            git(repo, "rev-parse", "--git-dir")
+        except GitError:
+            raise SetupError(f"{repo} is not a git repository") from None
+    base = args.base or default_base(repo)
+    review = run_review(ReviewRequest(repo=repo, base=base, head=args.head, config_path=args.config,
+                                      database_url=args.database_url, python=args.python))
+    emit(review, args.format, args.output, show_sql=not args.no_sql)
+    return EXIT_BLOCKING if review.blocking else EXIT_OK
+
+
+def default_base(repo: Path) -> str:
+    for candidate in BASE_CANDIDATES:
+        try:
+            resolve(repo, candidate)
+            return candidate
+        except GitError:
+            continue
+    raise SetupError("no --base given and none of origin/HEAD, origin/main, main, master exists")
+
+
+def emit(review, format_name: str, output: str | None, show_sql: bool = True) -> None:
+    color = format_name == "text" and output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    text = FORMATS[format_name](review, rules=catalogue(), color=color, show_sql=show_sql)
+    if output:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Build the sample project as a git repository (base, then a head adding migrations) and review it."""
+    keep = Path(args.keep) if args.keep else None
+    workdir = keep or Path(tempfile.mkdtemp(prefix="migration-safe-demo-"))
+    try:
+        repo, base = build_demo_repository(workdir)
+        print(f"Sample project: {repo} (reviewing {base[:8]}..HEAD)\n", file=sys.stderr)
+        review = run_review(ReviewRequest(repo=repo, base=base))
+        emit(review, args.format, None)
+        return EXIT_BLOCKING if review.blocking else EXIT_OK
+    finally:
+        if keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def build_demo_repository(workdir: Path) -> tuple[Path, str]:
+    repo = workdir / "shop-project"
+    if repo.exists():
+        shutil.rmtree(repo)
+    shutil.copytree(DEMO / "base", repo, ignore=shutil.ignore_patterns("__pycache__"))
+    commit_all(repo, "base: shop with its initial migration", init=True)
+    base = git(repo, "rev-parse", "HEAD").strip()
+    shutil.copytree(DEMO / "head", repo, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    commit_all(repo, "head: new migrations to review")
+    return repo, base
+
+
+def commit_all(repo: Path, message: str, init: bool = False) -> None:
+    env = dict(os.environ, GIT_AUTHOR_NAME="demo", GIT_AUTHOR_EMAIL="demo@example.invalid",
+               GIT_COMMITTER_NAME="demo", GIT_COMMITTER_EMAIL="demo@example.invalid")
+    if init:
+        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=env)
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=env)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", message], check=True, env=env)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from migration_safe.app.settings import SettingsError
+    from migration_safe.app.web import create_app
+
+    try:
+        app = create_app()
+    except SettingsError as exc:
+        print(f"migration-safe serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    app.run(host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from migration_safe.app.settings import SettingsError
+    from migration_safe.app.worker import main as worker_main
+
+    try:
+        return worker_main()
+    except SettingsError as exc:
+        print(f"migration-safe worker: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def run_rules(args: argparse.Namespace) -> int:
+    for rule in catalogue().values():
+        print(f"{rule.id}  {rule.severity.value:<8} {rule.name:<32} {rule.title}")
+    return EXIT_OK
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    rule = catalogue().get(args.rule.upper())
+    if rule is None:
+        print(f"migration-safe: no rule {args.rule!r}; `migration-safe rules` lists them", file=sys.stderr)
+        return EXIT_USAGE
+    print(rule.docs)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

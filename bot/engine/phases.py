@@ -1,0 +1,135 @@
+"""Deploy phase of each operation, from its SQL or, without SQL, from what the file says.
+
+The semantics are DESIGN.md's: additive and short-locking work before the
+deploy, destructive work and new rules the data must obey after it, and
+long-running data or build work deferred.
+"""
+from __future__ import annotations
+
+from migration_safe.config import Config
+from migration_safe.engine.model import Operation, Phase, Statement, StatementKind
+from migration_safe.engine.sql import analyse_all
+
+PRE, POST, DEFERRED = Phase.PRE_DEPLOY, Phase.POST_DEPLOY, Phase.DEFERRED
+
+ACTION_PHASES = {
+    "add_column": PRE, "drop_column": POST, "alter_type": PRE, "set_not_null": POST,
+    "drop_not_null": PRE, "set_default": PRE, "drop_default": PRE, "drop_constraint": PRE,
+    "other": PRE,
+}
+
+KIND_PHASES = {
+    StatementKind.CREATE_TABLE: PRE, StatementKind.CREATE_OTHER: PRE, StatementKind.RENAME: PRE,
+    StatementKind.DROP_TABLE: POST, StatementKind.DROP_INDEX: POST, StatementKind.DROP_OTHER: POST,
+    StatementKind.TRUNCATE: POST, StatementKind.DML: DEFERRED,
+}
+
+# Without SQL: the phase an operation type has when Django runs it plainly.
+STATIC_PHASES = {
+    "RemoveField": POST, "DeleteModel": POST, "RemoveIndex": POST, "RemoveIndexConcurrently": POST,
+    "AddConstraint": POST, "AddConstraintNotValid": POST, "ValidateConstraint": DEFERRED,
+    "AlterUniqueTogether": POST, "RunPython": DEFERRED,
+    # kraken-tech django-pg-migration-tools
+    "SaferRemoveIndexConcurrently": POST, "SaferRemoveFieldForeignKey": POST,
+    "SaferAddCheckConstraint": POST, "SaferAddUniqueConstraint": POST,
+    "SaferAlterFieldSetNotNull": POST, "SaferRemoveUniqueConstraint": PRE,
+}
+LARGE_TABLE_WORK = {"AddIndexConcurrently", "SaferAddIndexConcurrently", "ValidateConstraint"}
+
+
+class Placement:
+    """Knows which tables are new in this review and which are large."""
+
+    def __init__(self, config: Config, new_tables: set[str], new_columns: set[tuple[str, str]]):
+        self.config = config
+        self.new_tables = new_tables
+        self.new_columns = new_columns
+
+    def operation(self, operation: Operation, sql_known: bool) -> Phase:
+        if operation.type == "RunPython":
+            return DEFERRED
+        if sql_known:
+            phases = [self.statement(s) for s in operation.statements]
+            phases = [p for p in phases if p is not None]
+            return latest(phases) if phases else PRE
+        return self.static(operation)
+
+    def statement(self, statement: Statement) -> Phase | None:
+        table = statement.table
+        if statement.kind in (StatementKind.TRANSACTION, StatementKind.SELECT):
+            return None
+        if statement.kind is StatementKind.DML:
+            return DEFERRED
+        if table and table in self.new_tables:
+            return PRE  # nothing uses a table this change creates: any time before the code is fine
+        if statement.kind is StatementKind.CREATE_INDEX:
+            return DEFERRED if table and self.config.is_large(table) else PRE
+        if statement.kind is StatementKind.ALTER_TABLE:
+            return latest([self.action(statement, a) for a in statement.actions] or [PRE])
+        return KIND_PHASES.get(statement.kind, PRE)
+
+    def action(self, statement: Statement, action) -> Phase:
+        table = statement.table or ""
+        if action.action == "add_constraint":
+            if action.column and (table, action.column) in self.new_columns:
+                return PRE  # constrains only a column old code never writes
+            if action.constraint_type in ("check", "foreign_key", "unique", "primary_key",
+                                          "exclusion", "not_null"):
+                return POST  # a new rule the data must obey: after the code that obeys it
+            return PRE
+        if action.action == "validate_constraint":
+            return DEFERRED if self.config.is_large(table) else POST
+        return ACTION_PHASES.get(action.action, PRE)
+
+    def static(self, operation: Operation) -> Phase:
+        if operation.type in LARGE_TABLE_WORK:
+            return DEFERRED if self._large(operation) else STATIC_PHASES.get(operation.type, PRE)
+        if operation.type == "RunSQL" and operation.parsed is not None:
+            sql = operation.parsed.arg("sql", position=0)
+            text = sql.literal() if sql else None
+            if isinstance(text, str):
+                return latest([p for p in map(self.statement, analyse_all(text)) if p] or [PRE])
+            return DEFERRED  # SQL built at run time: assume the worst timing
+        if operation.type == "SeparateDatabaseAndState" and operation.parsed is not None:
+            nested = operation.parsed.nested.get("database_operations", [])
+            return latest([STATIC_PHASES.get(op.type, PRE) for op in nested] or [PRE])
+        return STATIC_PHASES.get(operation.type, PRE)
+
+    def _large(self, operation: Operation) -> bool:
+        table = operation.facts.get("table")
+        return bool(table) and self.config.is_large(table)
+
+
+def latest(phases: list[Phase]) -> Phase:
+    return max(phases, key=lambda p: p.order)
+
+
+def migration_phase(operation_phases: list[Phase]) -> tuple[Phase | None, bool]:
+    """(phase, needs_split): one phase for all operations, or a split."""
+    distinct = set(operation_phases)
+    if not distinct:
+        return PRE, False  # no database effect: any time, and pre-deploy is the earliest
+    if len(distinct) == 1:
+        return distinct.pop(), False
+    return None, True
+
+
+def refuse_phase(computed: Phase | None, requested: Phase, touches_large: bool) -> str | None:
+    """Why running a migration computed as `computed` in `requested` would be unsafe, or None."""
+    if computed is None:
+        return "the migration mixes phases: split it first, then give each part its phase"
+    if requested == computed:
+        return None
+    if computed is PRE:
+        return "its changes are needed by the new code, so they must run before the deploy"
+    if computed is POST and requested is PRE:
+        return "it removes or constrains what the old code still uses, so it must wait until after the deploy"
+    if computed is DEFERRED and touches_large:
+        return "it does long-running work on a large table, which must not hold up the deploy"
+    return None
+
+
+def touches_large(operations: list[Operation], config: Config) -> bool:
+    tables = {s.table for op in operations for s in op.statements if s.table}
+    tables |= {op.facts.get("table") for op in operations if op.facts.get("table")}
+    return any(config.is_large(t) for t in tables if t)

@@ -1,0 +1,49 @@
+"""MS101: an index built without CONCURRENTLY on an existing table."""
+from migration_safe.engine.model import Severity, StatementKind
+
+from .base import Rule
+from .context import MigrationContext, alter_actions
+from .static import index_building_operations
+
+INDEX_CONSTRAINTS = {"unique", "primary_key", "exclusion"}
+
+
+def check(ctx: MigrationContext):
+    if not ctx.sql_known:
+        for operation, what in index_building_operations(ctx):
+            yield ctx.finding(RULE, operation, f"{operation.description} builds {what} without "
+                              "CONCURRENTLY (read from the file; SQL unavailable).")
+        return
+    for operation, statement in ctx.statements():
+        if statement.kind is StatementKind.CREATE_INDEX and not statement.concurrently \
+                and ctx.existing(statement.table):
+            yield ctx.finding(RULE, operation, f"CREATE INDEX {statement.index_name} on existing table "
+                              f"{statement.table} blocks every write to it while the index builds.",
+                              severity=ctx.locking_severity(statement.table))
+    for operation, statement, action in alter_actions(ctx, "add_constraint"):
+        if action.constraint_type in INDEX_CONSTRAINTS and not action.using_index \
+                and ctx.existing(statement.table):
+            yield ctx.finding(RULE, operation, f"ADD CONSTRAINT {action.constraint or ''} "
+                              f"({action.constraint_type.replace('_', ' ')}) on existing table "
+                              f"{statement.table} builds its index under an ACCESS EXCLUSIVE lock.",
+                              severity=ctx.locking_severity(statement.table))
+
+
+RULE = Rule(
+    id="MS101", name="non-concurrent-index", title="Index built without CONCURRENTLY on an existing table",
+    severity=Severity.ERROR,
+    why="CREATE INDEX takes a SHARE lock: no INSERT, UPDATE or DELETE on the table until the build ends, "
+        "minutes to hours on a large table. A UNIQUE or PRIMARY KEY constraint added directly builds its "
+        "index under ACCESS EXCLUSIVE, blocking reads too. Django's AddIndex, `db_index=True`, "
+        "`unique=True`, `unique_together`, UniqueConstraint and ForeignKey fields all do this.",
+    safe_alternative="Build the index with AddIndexConcurrently in a migration of its own with "
+                     "`atomic = False` (deferred when the table is large). For a unique constraint, "
+                     "build a unique index concurrently, then attach it with "
+                     "`ADD CONSTRAINT … UNIQUE USING INDEX` through SeparateDatabaseAndState.",
+    example="from django.contrib.postgres.operations import AddIndexConcurrently\n\n"
+            "class Migration(migrations.Migration):\n    atomic = False\n"
+            "    dependencies = [(\"shop\", \"0007_add_sku\")]\n    operations = [\n"
+            "        AddIndexConcurrently(\"product\", models.Index(fields=[\"sku\"], name=\"product_sku_idx\")),\n"
+            "    ]",
+    check=check,
+)

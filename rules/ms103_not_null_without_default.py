@@ -1,0 +1,52 @@
+"""MS103: a NOT NULL column added without a database default."""
+from migration_safe.engine.model import Severity
+
+from .base import Rule
+from .context import MigrationContext, alter_actions
+
+
+def check(ctx: MigrationContext):
+    if not ctx.sql_known:
+        yield from static_check(ctx)
+        return
+    dropped = {(s.table, a.column) for _o, s, a in alter_actions(ctx, "drop_default")}
+    for operation, statement, action in alter_actions(ctx, "add_column"):
+        if not action.not_null or not ctx.existing(statement.table):
+            continue
+        if action.default is None:
+            yield ctx.finding(RULE, operation, f"Column {action.column} is added to existing table "
+                              f"{statement.table} as NOT NULL without a default: it fails on any row.",
+                              alternative=ALTERNATIVE)
+        elif (statement.table, action.column) in dropped:
+            yield ctx.finding(RULE, operation, f"Column {action.column} of {statement.table} is added NOT "
+                              "NULL with a temporary default that Django drops at once: old code's INSERTs, "
+                              "which do not know the column, fail from then on.", alternative=ALTERNATIVE)
+
+
+def static_check(ctx: MigrationContext):
+    for operation in ctx.operations:
+        if operation.type != "AddField" or operation.parsed is None:
+            continue
+        field = operation.parsed.arg("field", position=2)
+        code = field.code if field else ""
+        if "null=True" not in code.replace(" ", "") and "db_default" not in code \
+                and "ManyToMany" not in code:
+            yield ctx.finding(RULE, operation, f"{operation.description}: the field is NOT NULL without "
+                              "db_default (read from the file; SQL unavailable).", alternative=ALTERNATIVE)
+
+
+ALTERNATIVE = ("Give the field a database default (`db_default=…`, Django 5.0+) so old code's INSERTs "
+               "keep working, or add it `null=True`, backfill, then make it NOT NULL in a later "
+               "migration.")
+
+RULE = Rule(
+    id="MS103", name="not-null-without-db-default", title="NOT NULL column without a database default",
+    severity=Severity.ERROR,
+    why="Django adds a NOT NULL field with its Python default as a temporary database default and drops "
+        "that default in the same migration. Old code still running during the deploy does not know the "
+        "column; its INSERTs now fail with a NOT NULL violation. Without any default the ALTER fails on "
+        "the first existing row.",
+    safe_alternative=ALTERNATIVE,
+    example="migrations.AddField(\"product\", \"sku\", models.CharField(max_length=32, db_default=\"\"))",
+    check=check,
+)

@@ -1,0 +1,40 @@
+"""MS106: SET NOT NULL on an existing column scans the table under ACCESS EXCLUSIVE."""
+from migration_safe.engine.model import Severity
+
+from .base import Rule
+from .context import MigrationContext, alter_actions
+
+
+def proven_by_check(ctx: MigrationContext, table: str, column: str) -> bool:
+    """PostgreSQL 12+ skips the scan when a valid CHECK (col IS NOT NULL) exists."""
+    info = ctx.tables_before.get(table)
+    if info is None or ctx.pg_major < 12:
+        return False
+    return any(column in check and "IS NOT NULL" in check.upper() for check in info.valid_checks)
+
+
+def check(ctx: MigrationContext):
+    added = {(s.table, a.column) for _o, s, a in alter_actions(ctx, "add_column")}
+    for operation, statement, action in alter_actions(ctx, "set_not_null"):
+        table, column = statement.table, action.column
+        if not ctx.existing(table) or (table, column) in added or proven_by_check(ctx, table, column):
+            continue
+        yield ctx.finding(RULE, operation, f"SET NOT NULL on {table}.{column} scans the whole table while "
+                          "holding ACCESS EXCLUSIVE; old code that writes NULL fails afterwards.",
+                          severity=ctx.locking_severity(table))
+
+
+RULE = Rule(
+    id="MS106", name="set-not-null", title="SET NOT NULL on an existing column",
+    severity=Severity.ERROR,
+    why="Making a column NOT NULL (AlterField from null=True to null=False) makes PostgreSQL scan every "
+        "row to prove there is no NULL, with reads and writes blocked throughout. It is also a new rule "
+        "the data must obey: old code that still writes NULL breaks.",
+    safe_alternative="Post-deploy: add `CHECK (col IS NOT NULL) NOT VALID` (instant); deferred: VALIDATE "
+                     "CONSTRAINT (no write lock); then SET NOT NULL, which PostgreSQL 12+ proves from the "
+                     "valid check without a scan, and drop the check.",
+    example="migrations.AddConstraint(\"product\", models.CheckConstraint(\n"
+            "    condition=models.Q(sku__isnull=False), name=\"product_sku_not_null\"))  # NOT VALID via RunSQL\n"
+            "migrations.RunSQL('ALTER TABLE shop_product VALIDATE CONSTRAINT product_sku_not_null')",
+    check=check,
+)

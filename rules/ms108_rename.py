@@ -1,0 +1,40 @@
+"""MS108: renaming a column or a table under running code."""
+from migration_safe.engine.model import Severity, StatementKind
+
+from .base import Rule
+from .context import MigrationContext
+
+RENAME_TYPES = {"RenameField": "column", "RenameModel": "table", "AlterModelTable": "table"}
+
+
+def check(ctx: MigrationContext):
+    flagged = set()
+    for operation in ctx.operations:
+        if operation.type in RENAME_TYPES and (operation.statements or not ctx.sql_known):
+            flagged.add(operation.index)
+            yield ctx.finding(RULE, operation, f"{operation.description} renames a "
+                              f"{RENAME_TYPES[operation.type]}: old code still running during the deploy "
+                              "uses the old name and fails.")
+    for operation, statement in ctx.statements():
+        if statement.kind is StatementKind.RENAME and operation.index not in flagged \
+                and statement.rename_object in ("table", "column") and ctx.existing(statement.table):
+            flagged.add(operation.index)
+            yield ctx.finding(RULE, operation, f"RENAME of {statement.rename_object} "
+                              f"{statement.rename_from} to {statement.rename_to} breaks the code still "
+                              "using the old name.")
+
+
+RULE = Rule(
+    id="MS108", name="rename", title="Column or table renamed",
+    severity=Severity.ERROR,
+    why="During a rolling deploy old and new code run side by side. After a rename, whichever code uses "
+        "the other name fails: there is no phase in which a rename is safe.",
+    safe_alternative="Keep the database name and rename only in Django's state (`db_column=` / "
+                     "`db_table=` through SeparateDatabaseAndState), or expand and contract: add the new "
+                     "column, write both, backfill, switch reads, drop the old one.",
+    example="migrations.SeparateDatabaseAndState(state_operations=[\n"
+            "    migrations.RenameField(\"product\", \"title\", \"name\"),\n"
+            "    migrations.AlterField(\"product\", \"name\", models.CharField(max_length=100, db_column=\"title\")),\n"
+            "])",
+    check=check,
+)

@@ -1,0 +1,33 @@
+"""MS109: dropping a NOT NULL column that has no database default."""
+from migration_safe.engine.model import Severity
+
+from .base import Rule
+from .context import MigrationContext, alter_actions
+
+
+def check(ctx: MigrationContext):
+    for operation, statement, action in alter_actions(ctx, "drop_column"):
+        if not ctx.existing(statement.table):
+            continue
+        column = ctx.tables_before.get(statement.table)
+        info = column.columns.get(action.column) if column else None
+        field = operation.facts.get("field_before") or {}
+        not_null = info.not_null if info else not field.get("null", True)
+        has_default = info.has_default if info else field.get("db_default", False)
+        if not_null and not has_default:
+            yield ctx.finding(RULE, operation, f"{statement.table}.{action.column} is NOT NULL without a "
+                              "database default: until it is dropped, new code (which no longer sets it) "
+                              "fails on every INSERT; once dropped, old code fails to read it.")
+
+
+RULE = Rule(
+    id="MS109", name="remove-not-null-field", title="NOT NULL column removed without a database default",
+    severity=Severity.ERROR,
+    why="New code no longer knows the field, so its INSERTs leave the column out: with NOT NULL and no "
+        "database default they fail until the column is gone. Dropping it first breaks old code instead.",
+    safe_alternative="Pre-deploy: make the column nullable or give it a db_default (and remove the field "
+                     "from Django's state only); post-deploy: drop the column.",
+    example="# pre-deploy\nmigrations.AlterField(\"product\", \"legacy\", models.IntegerField(null=True))\n"
+            "# post-deploy\nmigrations.RemoveField(\"product\", \"legacy\")",
+    check=check,
+)

@@ -1,0 +1,57 @@
+"""MS112: an ACCESS EXCLUSIVE lock stays held while slow work runs in the same transaction."""
+from migration_safe.engine.model import Severity, StatementKind
+
+from .base import Rule
+from .context import MigrationContext
+
+
+def slow(ctx: MigrationContext, operation, statement) -> str | None:
+    """Why the statement takes long on a big table, or None."""
+    if statement.rewrites:
+        return f"rewrites {', '.join(statement.rewrites)}"
+    if statement.kind is StatementKind.DML and ctx.existing(statement.table):
+        return f"changes rows of {statement.table}"
+    if statement.kind is StatementKind.CREATE_INDEX and ctx.existing(statement.table):
+        return f"builds an index on {statement.table}"
+    for action in statement.actions:
+        if action.action == "set_not_null" and ctx.existing(statement.table):
+            return f"scans {statement.table} for NULLs"
+        if action.action in ("add_constraint", "validate_constraint") and not action.not_valid \
+                and action.constraint_type != "primary_key" and ctx.existing(statement.table):
+            return f"validates a constraint on {statement.table}"
+    return None
+
+
+def check(ctx: MigrationContext):
+    if not ctx.migration.atomic:
+        return
+    held: dict[str, int] = {}  # existing table -> operation index that locked it
+    for operation, statement in ctx.statements():
+        reason = slow(ctx, operation, statement) if held else None
+        others = {t for t in held if t not in (statement.table, *statement.rewrites)}
+        if reason and others:
+            yield ctx.finding(RULE, operation, f"While this statement {reason}, the migration's transaction "
+                              f"still holds ACCESS EXCLUSIVE on {', '.join(sorted(others))}: every query "
+                              "on it waits until the migration commits.",
+                              severity=max((ctx.locking_severity(t) for t in others), key=_rank))
+        for lock in statement.locks:
+            table = lock.table or lock.relation
+            if lock.mode == "AccessExclusiveLock" and lock.kind == "table" and ctx.existing(table):
+                held.setdefault(table, operation.index)
+
+
+def _rank(severity: Severity) -> int:
+    return [Severity.NOTICE, Severity.WARNING, Severity.ERROR].index(severity)
+
+
+RULE = Rule(
+    id="MS112", name="exclusive-lock-held", title="ACCESS EXCLUSIVE held while slow work runs",
+    severity=Severity.ERROR,
+    why="Locks are kept until the transaction ends. An atomic migration that first takes ACCESS "
+        "EXCLUSIVE on a table (even a quick ALTER) and then rewrites, scans, indexes or updates another "
+        "table keeps the first table unreadable for the whole slow step.",
+    safe_alternative="Put the slow step in its own migration (deferred if it is a backfill or a build on "
+                     "a large table), so each transaction holds its strong lock only for an instant.",
+    example="# 0008: the quick ALTER alone\n# 0009 (deferred, atomic = False): the backfill or index build",
+    check=check,
+)

@@ -1,0 +1,55 @@
+"""Shared fixtures: small real Django projects as git repositories, a real PostgreSQL."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from projects import DEMO, GitProject
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> GitProject:
+    """The demo's base project (apps: contenttypes, auth, shop with 0001_initial), committed."""
+    root = tmp_path / "project"
+    shutil.copytree(DEMO / "base", root, ignore=shutil.ignore_patterns("__pycache__"))
+    project = GitProject(root)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
+    project.base = project.commit("base")
+    return project
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory):
+    """Reuse the embedded server's data directory across the session, not the user's cache."""
+    if "MIGRATION_SAFE_CACHE" not in os.environ:
+        os.environ["MIGRATION_SAFE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+
+
+REQUIRE_REDIS = os.environ.get("MIGRATION_SAFE_REQUIRE_REDIS") == "1"
+
+
+@pytest.fixture
+def redis_url():
+    """A real Redis database of our own (one per xdist worker), emptied before the test.
+
+    Skips when no Redis answers; with MIGRATION_SAFE_REQUIRE_REDIS=1 (CI) that is a failure.
+    """
+    import redis
+
+    base = os.environ.get("MIGRATION_SAFE_TEST_REDIS", "redis://127.0.0.1:6379")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    url = f"{base}/{1 + int(worker.removeprefix('gw') or 0) % 15}"
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        client.flushdb()
+    except redis.RedisError as exc:
+        message = f"no Redis at {base} ({exc}); set MIGRATION_SAFE_TEST_REDIS"
+        if REQUIRE_REDIS:
+            pytest.fail(message + " — Redis is mandatory here (MIGRATION_SAFE_REQUIRE_REDIS=1)")
+        pytest.skip(message)
+    yield url
+    client.flushdb()
