@@ -7,7 +7,7 @@ from .context import MigrationContext
 
 def check(ctx: MigrationContext):
     if not ctx.sql_known and not ctx.migration.parse_error:
-        reason = "; ".join(ctx.notes) or "the sandbox gave no SQL"
+        reason = "; ".join(n.removeprefix("graph:").strip() for n in ctx.notes) or "the sandbox gave no SQL"
         yield ctx.finding(RULE, None, f"The SQL of this migration could not be produced ({reason}). "
                           "Phases and findings come from reading the file only: the locks and "
                           "rewrites were not verified.")

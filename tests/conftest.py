@@ -4,10 +4,24 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 from projects import DEMO, GitProject
+
+
+def pytest_configure(config):
+    """A private base temp dir: concurrent pytest runs on one machine must not prune each other's."""
+    if config.option.basetemp or hasattr(config, "workerinput"):
+        return
+    parent = Path(tempfile.gettempdir()) / "migration-safe-tests"
+    parent.mkdir(exist_ok=True)
+    for old in parent.iterdir():  # keep a day of runs for post-mortems
+        if time.time() - old.stat().st_mtime > 86400:
+            shutil.rmtree(old, ignore_errors=True)
+    config.option.basetemp = tempfile.mkdtemp(prefix="run-", dir=parent)
 
 
 @pytest.fixture

@@ -72,6 +72,10 @@ def review_files(tree: Path, files: list[MigrationFile], config: Config, request
     result, server, notes = None, None, []
     if added:
         result, server, notes = run_sandbox(tree, added, config, request)
+        broken = [f.path for f in files if f.parse_error]
+        if broken and any(n.startswith("graph:") for n in notes):
+            # Django imports every migration module: the unparsable file (MS001) is the cause.
+            notes = [f"Django cannot load the migrations while {', '.join(broken)} does not parse"]
     answer = result.answer if result and result.answer and "fatal" not in result.answer else None
     pg_major = config.postgres_version or (server.major if server else 16)
     analysed = analyse(files, answer, notes, tree)
@@ -108,6 +112,8 @@ def sandbox_notes(result: ChildResult) -> list[str]:
         tail = result.log_tail.strip().splitlines()[-1:] if result.log_tail.strip() else []
         return [result.error + (f" ({tail[0]})" if tail else "")]
     fatal = result.answer.get("fatal")
+    if fatal and fatal["stage"] == "graph":
+        return [f"graph: Django cannot build the migration graph: {fatal['error']}"]
     if fatal:
         return [f"the project could not be loaded ({fatal['stage']}): {fatal['error']}"]
     notes = [f"conflict: app {app} has several leaf migrations: {', '.join(names)}; "
@@ -136,7 +142,7 @@ def analysed(file: MigrationFile, record: dict | None, answer: dict | None, note
             "Django does not know this migration (is its app in INSTALLED_APPS?)" if answer else
             "the sandbox did not run")
         return Analysed(file, operations_from_file(file), sql_known=False, sql_error=reason,
-                        notes=[reason])
+                        notes=notes or [reason])
     file.app_label = record["app_label"]
     operations = operations_from_child(file, record)
     collect_error = next((op["error"] for op in record["operations"] if op["error"]), None)
