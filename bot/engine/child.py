@@ -333,11 +333,11 @@ class Tracer:
                    "transactional": True, "executed": False} for sql in statements]
         groups = [traces] if atomic else [[t] for t in traces]
         for group in groups:
-            if not self.traced_transaction(group):
+            if not self.traced_transaction(group, atomic):
                 break
         return traces
 
-    def traced_transaction(self, traces):
+    def traced_transaction(self, traces, atomic):
         with self.connection.cursor() as cursor:
             before = self.relations(cursor)
             cursor.execute("BEGIN")
@@ -354,17 +354,17 @@ class Tracer:
                     held |= now
                     trace["rewrites"] = self.rewrites(before, names)
             except Exception as exc:
-                self.record_error(trace, exc, lone=len(traces) == 1)
+                self.record_error(trace, exc, alone=not atomic)
             finally:
                 cursor.execute("ROLLBACK")
         return not any(t["error"] for t in traces)
 
-    def record_error(self, trace, exc, lone):
+    def record_error(self, trace, exc, alone):
         cause = exc.__cause__ if exc.__cause__ is not None else exc
         if getattr(cause, "sqlstate", None) == ACTIVE_SQL_TRANSACTION:
             trace["transactional"] = False
-            if lone:
-                return  # legal outside a transaction block: apply() runs it in autocommit
+            if alone:
+                return  # Django runs it on its own, outside a transaction: apply() does the same
         trace["error"] = first_line(exc)
 
     def apply(self, traces, atomic):
@@ -413,7 +413,8 @@ def trace_migration(tracer, migration, records, atomic_ddl, preexisting_names, t
     for unit_atomic, items in transaction_units(migration, records, atomic_ddl):
         traces = tracer.trace([sql for _, _, sql in items], unit_atomic)
         for (record, kind, _sql), trace in zip(items, traces):
-            record.setdefault("traces", []).append(dict(trace, deferred=kind == "deferred"))
+            trace["deferred"] = kind == "deferred"
+            record.setdefault("traces", []).append(trace)
         for name in touched_tables(records, preexisting_names) - tables.keys():
             tables[name] = tracer.table_info(name)  # still as it was before this unit
         error = next((t["error"] for t in traces if t["error"]), None)

@@ -288,6 +288,20 @@ class FakeGitHub:
             comment.via_app = comment.user is self._state.app.bot
             return comment_json(self.urls, self._state, repo, comment)
 
+    def edit_comment(self, owner: str, name: str, comment_id: int, body: str) -> dict[str, Any]:
+        """The author edits the comment (an issue_comment.edited delivery then carries the old body)."""
+        with self._state.lock:
+            repo = self._repo(owner, name)
+            comment = repo.comments[comment_id]
+            comment.previous_body, comment.body, comment.updated_at = comment.body, body, now()
+            return comment_json(self.urls, self._state, repo, comment)
+
+    def delete_comment(self, owner: str, name: str, comment_id: int) -> None:
+        """The comment is deleted; an issue_comment.deleted delivery can still be built for it."""
+        with self._state.lock:
+            repo = self._repo(owner, name)
+            repo.deleted_comments[comment_id] = repo.comments.pop(comment_id)
+
     def add_label(
         self, owner: str, name: str, label: str, *, color: str = "ededed", description: str | None = None
     ) -> dict[str, Any]:
@@ -511,7 +525,9 @@ class FakeGitHub:
         sender: str | None,
         event: str,
     ) -> payloads.Subject:
-        found_comment = repo.comments[comment] if comment is not None else None
+        found_comment = None
+        if comment is not None:  # a deleted comment still describes its issue_comment.deleted delivery
+            found_comment = repo.comments.get(comment) or repo.deleted_comments[comment]
         run = repo.check_runs[check_run] if check_run is not None else None
         number = pull if pull is not None else found_comment.number if found_comment else None
         found_pull = self._pull(repo, number) if number is not None else None

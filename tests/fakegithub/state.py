@@ -208,6 +208,8 @@ class Repo:
     next_number: int = 1
     pulls: dict[int, Pull] = field(default_factory=dict, repr=False)
     comments: dict[int, IssueComment] = field(default_factory=dict, repr=False)
+    # Deleted comments stay known so that an issue_comment.deleted delivery can still describe them.
+    deleted_comments: dict[int, IssueComment] = field(default_factory=dict, repr=False)
     check_runs: dict[int, CheckRun] = field(default_factory=dict, repr=False)
     check_suites: dict[str, int] = field(default_factory=dict, repr=False)
     reviews: dict[int, Review] = field(default_factory=dict, repr=False)

@@ -73,7 +73,8 @@ def edit_comment(ctx: Ctx, owner: str, repo: str, comment_id: str) -> Response:
 @router.route("DELETE", "/repos/{owner}/{repo}/issues/comments/{comment_id}")
 def delete_comment(ctx: Ctx, owner: str, repo: str, comment_id: str) -> Response:
     found = ctx.repo(owner, repo)
-    del found.comments[comment_or_404(found, comment_id).id]
+    comment = found.comments.pop(comment_or_404(found, comment_id).id)
+    found.deleted_comments[comment.id] = comment
     return Response.empty()
 
 
