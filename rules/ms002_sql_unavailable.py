@@ -7,7 +7,11 @@ from .context import MigrationContext
 
 def check(ctx: MigrationContext):
     if not ctx.sql_known and not ctx.migration.parse_error:
-        reason = "; ".join(n.removeprefix("graph:").strip() for n in ctx.notes) or "the sandbox gave no SQL"
+        # Without a sandbox note, the child ran but Django refused to produce the SQL; that refusal
+        # is recorded on the operation and is the reason the user needs to see.
+        errors = [op.error for op in ctx.operations if op.error]
+        reason = "; ".join(n.removeprefix("graph:").strip() for n in ctx.notes) or (
+            errors[0] if errors else "the sandbox gave no SQL")
         yield ctx.finding(RULE, None, f"The SQL of this migration could not be produced ({reason}). "
                           "Phases and findings come from reading the file only: the locks and "
                           "rewrites were not verified.")

@@ -3,6 +3,7 @@ from migration_safe.engine.model import Severity
 
 from .base import Rule
 from .context import MigrationContext, alter_actions
+from .static import model_is_new
 
 
 def check(ctx: MigrationContext):
@@ -25,8 +26,8 @@ def check(ctx: MigrationContext):
 
 def static_check(ctx: MigrationContext):
     for operation in ctx.operations:
-        if operation.type != "AddField" or operation.parsed is None:
-            continue
+        if operation.type != "AddField" or operation.parsed is None or model_is_new(ctx, operation):
+            continue  # a table this change creates holds no rows and no old code writes it
         field = operation.parsed.arg("field", position=2)
         code = field.code if field else ""
         if "null=True" not in code.replace(" ", "") and "db_default" not in code \

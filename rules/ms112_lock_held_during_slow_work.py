@@ -26,10 +26,12 @@ def check(ctx: MigrationContext):
     if not ctx.migration.atomic:
         return
     held: dict[str, int] = {}  # existing table -> operation index that locked it
+    reported: set[int] = set()  # one finding per operation: its slow statements share one line
     for operation, statement in ctx.statements():
         reason = slow(ctx, operation, statement) if held else None
         others = {t for t in held if t not in (statement.table, *statement.rewrites)}
-        if reason and others:
+        if reason and others and operation.index not in reported:
+            reported.add(operation.index)
             yield ctx.finding(RULE, operation, f"While this statement {reason}, the migration's transaction "
                               f"still holds ACCESS EXCLUSIVE on {', '.join(sorted(others))}: every query "
                               "on it waits until the migration commits.",

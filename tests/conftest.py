@@ -37,9 +37,15 @@ def shop(tmp_path: Path) -> GitProject:
 
 @pytest.fixture(scope="session", autouse=True)
 def _cache_dir(tmp_path_factory):
-    """Reuse the embedded server's data directory across the session, not the user's cache."""
+    """A cache (embedded server, sandboxes) of this session's own, outside /tmp: the sandbox
+    gives the child a private /tmp, so nothing it needs may live there."""
     if "MIGRATION_SAFE_CACHE" not in os.environ:
-        os.environ["MIGRATION_SAFE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+        parent = Path.home() / ".cache" / "migration-safe-tests"
+        parent.mkdir(parents=True, exist_ok=True)
+        for old in parent.iterdir():
+            if time.time() - old.stat().st_mtime > 86400:
+                shutil.rmtree(old, ignore_errors=True)
+        os.environ["MIGRATION_SAFE_CACHE"] = tempfile.mkdtemp(prefix="session-", dir=parent)
     yield
 
 

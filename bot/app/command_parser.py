@@ -10,6 +10,9 @@ PREFIX = "/migration-safe"
 LABEL = re.compile(r"^[A-Za-z_][\w]*\.\w+$")
 RULE = re.compile(r"^MS\d{3}$", re.IGNORECASE)
 VERDICT_CHANGING = {"ignore", "unignore", "phase"}
+COMMAND = re.compile(re.escape(PREFIX) + r"(\s|$)")
+FENCE = re.compile(r"^(`{3,}|~{3,})")
+REASON = re.compile(r"\s--(?:\s|$)")  # " -- reason"; a bare trailing " --" is a missing reason
 
 USAGE = {
     "help": "/migration-safe help",
@@ -38,28 +41,55 @@ class Command:
 
 
 def commands_in(body: str) -> list[Command]:
-    """Each line that starts with the prefix, outside code blocks and quotes."""
-    out, fence = [], None
+    """Each line that starts with the prefix, outside what GitHub renders as code, quote or hidden.
+
+    Markdown is followed as GitHub renders it, so that only a command a reader sees as
+    such runs: fenced blocks close only on a bare fence of the same character at least
+    as long (```` holds ```); a line indented by four spaces or a tab is code; a quote
+    goes on over its lazy continuation lines up to a blank line (what GitHub's "Quote
+    reply" produces); an HTML comment is invisible, and a hidden command must not
+    change the verdict.
+    """
+    out: list[Command] = []
+    fence: str | None = None
+    quote = hidden = False
     for raw in (body or "").splitlines():
         line = raw.strip()
-        marker = re.match(r"^(```|~~~)", line)
-        if marker:
-            fence = None if fence == marker.group(1) else (fence or marker.group(1))
+        if fence:
+            if re.fullmatch(re.escape(fence[0]) + "{%d,}" % len(fence), line):
+                fence = None
             continue
-        if fence or line.startswith(">"):
+        if hidden:
+            hidden = "-->" not in line
             continue
-        if line == PREFIX or line.startswith(PREFIX + " "):
+        if not line:
+            quote = False
+            continue
+        if raw.expandtabs(4).startswith("    "):  # indented code block
+            continue
+        marker = FENCE.match(line)
+        if marker:  # a fence also ends a quote's lazy continuation
+            fence, quote = marker.group(1), False
+            continue
+        if line.startswith(">") or quote:
+            quote = True
+            continue
+        if line.startswith("<!--"):
+            hidden = "-->" not in line[4:]
+            continue
+        if COMMAND.match(line):
             out.append(parse_line(line))
     return out
 
 
 def parse_line(line: str) -> Command:
-    head, _, reason = line[len(PREFIX):].partition(" -- ")
+    # The reason follows the first " -- "; a bare trailing " --" is a missing reason, not an argument.
+    head, *rest = REASON.split(line[len(PREFIX):], maxsplit=1)
     words = head.split()
     if not words:
         return Command("help", line)
     name, args = words[0].lower(), words[1:]
-    reason = reason.strip() or None
+    reason = (rest[0].strip() if rest else "") or None
     parser = PARSERS.get(name)
     if parser is None:
         return Command(name, line, error=f"unknown command `{name}`")

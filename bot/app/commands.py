@@ -76,7 +76,12 @@ def handle_command(worker, job: CommandJob) -> None:
         return
     comment = pull.get_issue_comment(job.comment_id)
     commands = commands_in(comment.body)
+    if job.action == "edited":
+        # The answer to the old text no longer holds: drop our reactions before answering anew.
+        clear_reactions(comment, worker.settings.bot_login)
     if not commands:
+        if job.action == "edited" and pull.state == "open":
+            review_head(worker, job, repo, pull)  # its commands were edited away: withdraw them
         return
     if pull.state != "open":
         comment.create_reaction("confused")
@@ -95,6 +100,12 @@ def handle_command(worker, job: CommandJob) -> None:
     ok = ok and all(success for success in outcome_flags(answers, review))
     pull.create_issue_comment(reply(comment, lines))
     comment.create_reaction("+1" if ok else "confused")
+
+
+def clear_reactions(comment, bot_login: str | None) -> None:
+    for reaction in comment.get_reactions():
+        if publish.is_ours(reaction.user, bot_login):
+            comment.delete_reaction(reaction.id)
 
 
 def answer(command: Command, permissions: Permissions, login: str) -> tuple[str, bool, bool]:
@@ -127,6 +138,10 @@ def finish(command: Command, text: str, success: bool, review: Review | None) ->
         return "Re-reviewed the current head."
     if command.name == "ignore":
         scope = command.migration or "every migration of this pull request"
+        if review is not None and not has_finding(review, command.rule, command.migration):
+            # Say so rather than claim a change: a mistyped label would otherwise look accepted.
+            return (f"{command.rule} acknowledged for {scope}, but no migration there has a {command.rule} "
+                    f"finding now; the acknowledgement applies if one appears. Reason: {command.reason}")
         return f"{command.rule} acknowledged for {scope}: it no longer blocks. Reason: {command.reason}"
     if command.name == "unignore":
         return f"{command.rule} is no longer acknowledged{' for ' + command.migration if command.migration else ''}."
@@ -171,8 +186,14 @@ def outcome_flags(answers, review: Review | None):
         if command.name == "phase" and success and not text:
             verdict = find(review, command.migration)
             yield bool(verdict and verdict.phase_override and verdict.phase_override.phase == command.phase)
+        elif command.name == "split" and success and not text:
+            yield find(review, command.migration) is not None  # no such migration: nothing to split
         else:
             yield success
+
+
+def has_finding(review: Review, rule: str, label: str | None) -> bool:
+    return any(f.rule == rule for m in review.migrations if label in (None, m.file.label) for f in m.findings)
 
 
 def find(review: Review | None, label: str | None):

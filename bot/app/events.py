@@ -116,8 +116,11 @@ def _issue_comment(payload: dict, bot_login: str | None) -> Job | None:
         return None  # our own summary edits would loop back
     if payload["action"] not in ("created", "edited", "deleted"):
         return None
-    if payload["action"] != "deleted" and "/migration-safe" not in (comment.get("body") or ""):
-        return None  # a later review re-reads all comments; only commands need a job now
+    # A later review re-reads all comments; only a comment that holds, or held before an
+    # edit, a command needs a job now: editing a command away must withdraw it too.
+    previous = ((payload.get("changes") or {}).get("body") or {}).get("from") or ""
+    if "/migration-safe" not in (comment.get("body") or "") + previous:
+        return None
     return CommandJob(_installation(payload), payload["repository"]["full_name"], int(issue["number"]),
                       int(comment["id"]), user.get("login") or "", payload["action"])
 

@@ -48,9 +48,22 @@ def now_dt() -> datetime:
 
 
 def find_or_start_check(target: Target):
+    """The run an earlier attempt of this review left unfinished, else a new run.
+
+    GitHub appends the annotations of every update to those a run already has,
+    so a finished run (a re-review of the same head: recheck, "Re-run", a command)
+    or one already holding annotations is never reused: every annotation would
+    show twice. GitHub shows the latest run of a name on a commit.
+    """
     commit = target.repo.get_commit(target.head_sha)
-    for run in commit.get_check_runs(check_name=CHECK_NAME):
-        return run
+    for run in commit.get_check_runs(check_name=CHECK_NAME):  # the latest run of that name only
+        if run.status != "completed":
+            if not (run.output and run.output.annotations_count):
+                return run
+            # An attempt died between annotation batches, which cannot be taken back: close its run.
+            run.edit(status="completed", conclusion="cancelled", completed_at=now_dt(),
+                     output={"title": "Interrupted", "summary": "A newer run of this review replaces this one."})
+        break
     return target.repo.create_check_run(name=CHECK_NAME, head_sha=target.head_sha, status="in_progress",
                                         started_at=now_dt(),
                                         output={"title": "Reviewing migrations…",
@@ -176,8 +189,17 @@ def post_review(target: Target, review: Review, bot_login: str | None) -> int:
     if not comments:
         return 0
     commit = target.repo.get_commit(target.head_sha)
-    target.pull.create_review(commit=commit, event="COMMENT", comments=comments,
-                              body=f"migration-safe found {len(comments)} problem(s) in the new migrations.")
+    try:
+        target.pull.create_review(commit=commit, event="COMMENT", comments=comments,
+                                  body=f"migration-safe found {len(comments)} problem(s) in the new migrations.")
+    except GithubException as exc:
+        if exc.status != 422:
+            raise
+        # GitHub refused the inline comments (a line it does not see in the diff, a head that moved):
+        # a retry would be refused again and would turn a finished review into a failed job. The
+        # findings are already in the check run's annotations and in the summary comment.
+        log.warning("review comments refused for %s: %s", target.head_sha, exc.data)
+        return 0
     return len(comments)
 
 

@@ -132,9 +132,10 @@ class InProcessDispatcher:
                 try:
                     self.perform(job.to_dict())
                     break
-                except Exception:
+                except Exception as exc:
                     log.exception("job %s failed (attempt %d)", job.key, attempt)
                     if attempt > RETRIES:
                         from migration_safe.app.worker import report_failure
 
-                        report_failure(job.to_dict(), "the review failed after retries")
+                        # Say what failed, as the RQ path does (worker.on_failure).
+                        report_failure(job.to_dict(), f"{type(exc).__name__}: {exc}")

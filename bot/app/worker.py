@@ -56,7 +56,6 @@ class Worker:
             run.edit(status="completed", conclusion="cancelled", completed_at=publish.now_dt(),
                      output={"title": "Superseded by a newer push", "summary": "A newer head is reviewed."})
             return None
-        publish.complete_check(run, review)
         publish.sync_labels(target, review)
         if review.migrations or has_summary(pull):
             from migration_safe.report import markdown
@@ -65,6 +64,9 @@ class Worker:
             publish.upsert_summary(target, markdown.render(review, rules=catalogue(), limit=60000),
                                    self.settings.bot_login)
         publish.post_review(target, review, self.settings.bot_login)
+        # Last: the required check turns green only once everything is published, and an attempt
+        # that fails before this leaves its run in progress, without annotations, for the retry to reuse.
+        publish.complete_check(run, review)
         return review
 
     def review(self, job: ReviewJob, repo, pull) -> Review:
@@ -111,8 +113,9 @@ def report_failure(job_data: dict, reason: str, settings: AppSettings | None = N
     try:
         token = app.token(job.installation_id)
         repo = app.client(job.installation_id).get_repo(job.repo)
-        pulls = [repo.get_pull(job.pr)] if job.pr is not None else []
-        target = publish.Target(repo, pulls[0] if pulls else None, job.head_sha)
+        # The check run needs only the repository and the head: not the PR, whose endpoint may be
+        # the very thing that kept failing.
+        target = publish.Target(repo, None, job.head_sha)
         publish.fail_check(publish.find_or_start_check(target), redact(reason, token))
     except Exception:  # GitHub itself is down: nothing more we can say
         log.exception("could not report the failure of %s", job.key)

