@@ -68,6 +68,15 @@ def private_key(env: Mapping[str, str]) -> str:
     text = text.replace("\\n", "\n")  # platforms that keep one-line env values
     if "-----BEGIN" not in text or "PRIVATE KEY-----" not in text:
         raise SettingsError(f"{name} is not a PEM private key")
+    # Load it now: a garbled, truncated or passphrase-protected key would otherwise pass start-up
+    # and fail every job when the first JWT is signed.
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise SettingsError(f"{name} is not a readable, unencrypted PEM private key") from None
     return text + "\n"
 
 

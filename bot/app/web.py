@@ -12,6 +12,7 @@ from flask import Flask, jsonify, request
 from migration_safe.app.events import PayloadError, route
 from migration_safe.app.queue import Dispatcher, InProcessDispatcher, RedisDispatcher
 from migration_safe.app.settings import AppSettings, settings_from_environment
+from migration_safe.engine.isolation import available as isolation_available
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,9 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
 def create_app(settings: AppSettings | None = None, dispatcher: Dispatcher | None = None) -> Flask:
     settings = settings or settings_from_environment()
     dispatcher = dispatcher or default_dispatcher(settings)
+    if not isolation_available().complete:
+        log.warning("SANDBOX NOT ISOLATED: %s. Set MIGRATION_SAFE_FORKS=refuse-unisolated to skip fork PRs.",
+                    "; ".join(isolation_available().describe(network=False)))
     app = Flask("migration_safe")
     app.config["MAX_CONTENT_LENGTH"] = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 
@@ -70,7 +74,9 @@ def create_app(settings: AppSettings | None = None, dispatcher: Dispatcher | Non
         credentials = {"app_id": settings.app_id, "private_key": bool(settings.private_key),
                        "webhook_secret": bool(settings.webhook_secret), "api_url": settings.api_url}
         ok = queue.get("ok", False)
-        return jsonify(ok=ok, web=True, queue=queue, github=credentials), 200 if ok else 503
+        isolation = isolation_available()
+        sandbox = {"isolated": isolation.complete, "measures": isolation.describe(network=False)}
+        return jsonify(ok=ok, web=True, queue=queue, github=credentials, sandbox=sandbox), 200 if ok else 503
 
     return app
 

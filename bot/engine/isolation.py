@@ -62,14 +62,20 @@ def available() -> Isolation:
     return Isolation(user.pw_uid, user.pw_gid, namespaces=probe_namespaces())
 
 
+LOCK_DIR = Path("/run/lock/migration-safe" if os.path.isdir("/run/lock") else "/var/tmp/migration-safe-locks")
+
+
 @contextlib.contextmanager
-def lease(lock_dir: Path) -> Iterator[Isolation]:
-    """A sandbox user nobody else uses meanwhile: its process limit and its final sweep are this review's own."""
+def lease(lock_dir: Path = LOCK_DIR) -> Iterator[Isolation]:
+    """A sandbox user nobody else uses meanwhile: its process limit and its final sweep are this review's own.
+
+    The users are the machine's, so the locks are too (not per cache directory).
+    """
     base = available()
     if base.uid is None:
         yield base
         return
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     order = list(range(POOL))
     random.shuffle(order)
     handle, user = None, None

@@ -81,6 +81,8 @@ def review_files(tree: Path, files: list[MigrationFile], config: Config, request
     analysed = analyse(files, answer, notes, tree)
     review = Review(migrations=decide(analysed, config, pg_major, request.acknowledgements,
                                       request.overrides), notes=notes)
+    if result is not None and not result.isolated:
+        review.notes.append("sandbox: " + "; ".join(result.isolation))
     if answer:
         review.django_version = answer.get("django_version")
         review.postgres_version = answer.get("postgres_version")

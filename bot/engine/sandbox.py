@@ -39,13 +39,14 @@ class ChildResult:
     error: str | None = None  # why there is no answer
     log_tail: str = ""  # the end of what the project's code printed
     limit: str | None = None  # which limit was hit, if any
-    isolation: list[str] = field(default_factory=list)
+    isolation: list[str] = field(default_factory=list)  # what contained the child, in words
+    isolated: bool = False  # another user and namespaces: fully contained
 
 
 def run_child(python: str, request: dict, limits: Limits = Limits(),
               network: bool = False) -> ChildResult:
     """Run child.py under `python` on a throwaway copy of the project; never raises for the child's failures."""
-    with lease(cache_dir() / "locks") as isolation:
+    with lease() as isolation:
         return run_isolated(python, request, limits, network, isolation)
 
 
@@ -63,6 +64,7 @@ def run_isolated(python: str, request: dict, limits: Limits, network: bool, isol
         keep = (str(workdir), request["database"].get("host") or "")
         result = run(python, copy, request_path, answer_path, workdir / "child.log", workdir / "home",
                      limits, network, isolation, keep)
+        result.isolated = isolation.complete and not network
         if result.answer:
             files = result.answer.get("migration_files", {})
             result.answer["migration_files"] = {k: relocate(v, str(copy), request["root"])

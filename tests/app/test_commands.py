@@ -140,7 +140,8 @@ class Pr:
         return run["conclusion"]
 
     def bot_comments(self) -> list[dict]:
-        return [c for c in self.fake.issue_comments("acme", "shop", 1) if c["user"]["login"] == self.fake.bot_login]
+        comments = self.fake.issue_comments("acme", "shop", 1)
+        return [c for c in comments if c["user"]["login"] == self.fake.bot_login]
 
     def replies(self) -> list[str]:
         return [c["body"] for c in self.bot_comments() if "migration-safe:summary" not in c["body"]]
@@ -403,8 +404,8 @@ def test_only_comments_that_hold_or_held_a_command_are_routed(pr):
     fake = pr.fake
 
     def job(action, comment_id):
-        return route("issue_comment", fake.webhook_payload("issue_comment", action, pull=1, comment=comment_id),
-                     fake.bot_login)
+        payload = fake.webhook_payload("issue_comment", action, pull=1, comment=comment_id)
+        return route("issue_comment", payload, fake.bot_login)
 
     chat = fake.add_comment("acme", "shop", 1, "LGTM", user="alice")["id"]
     assert job("created", chat) is None
@@ -434,7 +435,8 @@ def test_phase_override_accepted_when_safe(pr):
     assert pr.annotations()["MS114"] == "failure"
     assert set(pr.fake.labels("acme", "shop", 1)) == {"migration: pre-deploy", "migration: deferred"}
 
-    comment = pr.say("/migration-safe phase shop.0002_backfill pre-deploy -- it touches ten rows", user="alice")
+    comment = pr.say("/migration-safe phase shop.0002_backfill pre-deploy -- it touches ten rows",
+                     user="alice")
     assert "shop.0002_backfill now runs pre-deploy. Reason: it touches ten rows" in pr.reply()
     assert pr.reactions(comment) == ["eyes", "+1"]
     assert pr.conclusion == "success"

@@ -332,6 +332,19 @@ def test_job_failing_on_every_retry_ends_with_a_failed_check_run_saying_why(app_
     assert all(token not in summary for token in h.fake.issued_tokens)
 
 
+def test_failure_of_the_pull_request_endpoint_itself_is_still_reported(app_harness):
+    h = app_harness
+    pull = open_pr(h, {"shop/migrations/0002_mixed.py": NICKNAME})
+    # 404 is not retried by the HTTP client: each attempt fails at once, and so would a report
+    # that needed the PR.
+    h.fake.fail_next("GET", r"/repos/acme/shop/pulls/1$", 404, times=1000)
+    h.deliver("pull_request", "opened", pull=1)
+    assert work_with_retries(h) == 3
+    [run] = runs_of(h, pull["head"]["sha"])
+    assert run["status"] == "completed" and run["conclusion"] == "failure"
+    assert "UnknownObjectException" in run["output"]["summary"] and "404" in run["output"]["summary"]
+
+
 def test_in_process_worker_reports_what_failed_after_its_retries(app_harness):
     h = app_harness
     pull = open_pr(h, {"shop/migrations/0002_mixed.py": NICKNAME})
