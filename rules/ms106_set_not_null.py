@@ -1,4 +1,6 @@
 """MS106: SET NOT NULL on an existing column scans the table under ACCESS EXCLUSIVE."""
+import re
+
 from migration_safe.engine.model import Severity
 
 from .base import Rule
@@ -10,7 +12,11 @@ def proven_by_check(ctx: MigrationContext, table: str, column: str) -> bool:
     info = ctx.tables_before.get(table)
     if info is None or ctx.pg_major < 12:
         return False
-    return any(column in check and "IS NOT NULL" in check.upper() for check in info.valid_checks)
+    # The column as a whole identifier (a check on legacy_code proves nothing about code), and no
+    # OR in the check: `col IS NOT NULL OR …` does not imply the column is never NULL.
+    proof = re.compile(rf'(?<!\w)"?{re.escape(column)}"?\s+IS\s+NOT\s+NULL\b', re.IGNORECASE)
+    return any(proof.search(check) and not re.search(r"\bOR\b", check, re.IGNORECASE)
+               for check in info.valid_checks)
 
 
 def check(ctx: MigrationContext):

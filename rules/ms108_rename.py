@@ -3,14 +3,24 @@ from migration_safe.engine.model import Severity, StatementKind
 
 from .base import Rule
 from .context import MigrationContext
+from .static import model_is_new
 
 RENAME_TYPES = {"RenameField": "column", "RenameModel": "table", "AlterModelTable": "table"}
+
+
+def renames_only_new_tables(ctx: MigrationContext, operation) -> bool:
+    """The operation renames only a table (or its columns) that this change creates: no code uses it."""
+    if not ctx.sql_known:
+        return model_is_new(ctx, operation)
+    renames = [s for s in operation.statements if s.kind is StatementKind.RENAME]
+    return bool(renames) and not any(ctx.existing(s.table) for s in renames)
 
 
 def check(ctx: MigrationContext):
     flagged = set()
     for operation in ctx.operations:
-        if operation.type in RENAME_TYPES and (operation.statements or not ctx.sql_known):
+        if operation.type in RENAME_TYPES and (operation.statements or not ctx.sql_known) \
+                and not renames_only_new_tables(ctx, operation):
             flagged.add(operation.index)
             yield ctx.finding(RULE, operation, f"{operation.description} renames a "
                               f"{RENAME_TYPES[operation.type]}: old code still running during the deploy "

@@ -14,7 +14,7 @@ INDEX_TYPES = {"AddIndex": "an index", "AlterUniqueTogether": "unique indexes",
 def model_is_new(ctx: MigrationContext, operation: Operation) -> bool:
     """The operation's model is created by a migration of this review."""
     parsed = operation.parsed
-    model = parsed.arg("model_name", "name", position=0) if parsed else None
+    model = parsed.arg("model_name", "name", "old_name", position=0) if parsed else None  # old_name: RenameModel
     name = model.literal() if model else None
     return isinstance(name, str) and f"{ctx.migration.app_label}.{name.lower()}" in ctx.new_models
 

@@ -52,24 +52,37 @@ def _cache_dir(tmp_path_factory):
 REQUIRE_REDIS = os.environ.get("MIGRATION_SAFE_REQUIRE_REDIS") == "1"
 
 
+REDIS_CLAIM = "migration-safe-tests:claimed-by"
+
+
 @pytest.fixture
 def redis_url():
-    """A real Redis database of our own (one per xdist worker), emptied before the test.
+    """A real Redis database of our own, emptied before the test.
 
+    Several test runs may share one server (pytest processes started side by side, each with
+    its xdist workers): a test claims a free database (1-15) with SET NX, starting from its
+    worker's, so that no other run's worker takes its jobs or flushes its keys.
     Skips when no Redis answers; with MIGRATION_SAFE_REQUIRE_REDIS=1 (CI) that is a failure.
     """
     import redis
 
     base = os.environ.get("MIGRATION_SAFE_TEST_REDIS", "redis://127.0.0.1:6379")
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    url = f"{base}/{1 + int(worker.removeprefix('gw') or 0) % 15}"
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    claim = f"{os.getpid()}:{time.time()}"
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        for offset in range(15):
+            url = f"{base}/{1 + (worker + offset) % 15}"
+            client = redis.Redis.from_url(url, socket_connect_timeout=2)
+            if client.set(REDIS_CLAIM, claim, nx=True, ex=3600):  # expires if this run is killed
+                break
+        else:
+            pytest.fail(f"every Redis database (1-15) at {base} is claimed by another test run")
         client.flushdb()
+        client.set(REDIS_CLAIM, claim, ex=3600)
     except redis.RedisError as exc:
         message = f"no Redis at {base} ({exc}); set MIGRATION_SAFE_TEST_REDIS"
         if REQUIRE_REDIS:
             pytest.fail(message + " — Redis is mandatory here (MIGRATION_SAFE_REQUIRE_REDIS=1)")
         pytest.skip(message)
     yield url
-    client.flushdb()
+    client.flushdb()  # the claim goes with it

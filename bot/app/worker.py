@@ -42,8 +42,15 @@ class Worker:
             self.review_pull(job, repo, pull)
 
     def current(self, job: ReviewJob, pull) -> bool:
+        if pull.head.sha != job.head_sha:
+            return False
         latest = self.latest_head(job.repo, pull.number)
-        return pull.head.sha == job.head_sha and latest in (None, job.head_sha)
+        if latest in (None, job.head_sha):
+            return True
+        # Another head was queued since. Deliveries come in any order (a redelivery, "Re-run" on an
+        # older commit), so the queue's latest may be the older one: GitHub says which head is the PR's.
+        pull.update()
+        return pull.head.sha == job.head_sha
 
     def review_pull(self, job: ReviewJob, repo, pull) -> Review | None:
         if pull.state != "open" or not self.current(job, pull):

@@ -1,152 +1,348 @@
-"""A migration file's text -> MigrationFile, with libcst (exact line spans, never executing it)."""
+"""Read a Django migration file statically, from its text alone.
+
+Importing a migration runs project code, which only the sandboxed child may do.
+Here we want what the file *says*, with exact line numbers, so that findings can
+point at the lines a reviewer sees in the diff.
+"""
 from __future__ import annotations
+
+import ast
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, Union
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from migration_safe.engine.model import Arg, DeclaredPhase, MigrationFile, ParsedOperation, Phase
+from migration_safe.engine.model import (
+    Arg,
+    DeclaredPhase,
+    MigrationFile,
+    ParsedOperation,
+    Phase,
+)
 
-NESTED_LISTS = ("database_operations", "state_operations")  # SeparateDatabaseAndState's own order
+Dependency = tuple[str, str]
+
+# libcst's native parser recurses on the C stack and segfaults, instead of raising,
+# on input nested a few thousand levels deep. CPython's own parser has limits and
+# raises, so it vets the text first; libcst then runs on a thread whose stack is far
+# larger than that vetted text needs (the caller's thread may have a small one).
+_PARSER_STACK_BYTES = 64 * 1024 * 1024
+# `a and b and ...` is flat for CPython but nests once per operand for libcst.
+_MAX_BOOL_OPERANDS = 1000
+_TOO_DEEP = "expressions nested too deeply to read"
+
+# SeparateDatabaseAndState(database_operations=None, state_operations=None): order matters
+_NESTED_OPERATION_ARGS = ("database_operations", "state_operations")
+_DEPENDENCY_LISTS = ("dependencies", "replaces", "run_before")
+_UNREADABLE = object()
 
 
-def parse_migration(source: str, path: str, app_label: str, name: str, status: str = "added") -> MigrationFile:
-    file = MigrationFile(path=path, name=name, app_label=app_label, status=status)
+def parse_migration(
+    source: str, path: str, app_label: str, name: str, status: str = "added"
+) -> MigrationFile:
+    """What one migration file declares. Problems land in `parse_error`, never raised."""
+    migration = MigrationFile(path=path, name=name, app_label=app_label, status=status)
     try:
-        wrapper = MetadataWrapper(cst.parse_module(source))
-    except cst.ParserSyntaxError as exc:
-        file.parse_error = f"syntax error: {exc.message}"
-        file.parse_error_line = exc.raw_line
-        return file
-    except (RecursionError, MemoryError, ValueError) as exc:
-        file.parse_error = f"cannot parse: {type(exc).__name__}"
-        return file
-    reader = _Reader(wrapper)
-    cls = next((s for s in wrapper.module.body
-                if isinstance(s, cst.ClassDef) and s.name.value == "Migration"), None)
-    if cls is None:
-        file.parse_error = "no Migration class found"
-        return file
-    file.class_line = reader.line(cls.name)
-    for statement in cls.body.body:
-        for target, value in _assignments(statement):
-            reader.attribute(file, target, value)
-    return file
+        _run_on_large_stack(lambda: _read(source, migration))
+    except RecursionError:  # libcst's metadata and codegen recurse in Python
+        return _failed(migration, _TOO_DEEP)
+    except Exception as exc:  # one odd file must not take the whole review down
+        return _failed(migration, f"could not read the file: {type(exc).__name__}: {exc}")
+    return migration
 
 
-def _assignments(statement: cst.CSTNode):
-    """(attribute name, value) of `name = value` and `name: T = value` in a class body."""
-    if not isinstance(statement, cst.SimpleStatementLine):
+def _failed(migration: MigrationFile, error: str) -> MigrationFile:
+    # A fresh object: whatever was read before the failure is not trustworthy.
+    return MigrationFile(
+        path=migration.path,
+        name=migration.name,
+        app_label=migration.app_label,
+        status=migration.status,
+        parse_error=_one_line(error),
+    )
+
+
+def _run_on_large_stack(work: Callable[[], None]) -> None:
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    try:  # the stack size is process-wide: set only while our thread starts
+        previous = threading.stack_size(_PARSER_STACK_BYTES)
+        try:
+            thread = threading.Thread(target=target, name="migration-safe-parse", daemon=True)
+            thread.start()
+        finally:
+            threading.stack_size(previous)
+    except (RuntimeError, ValueError):  # the platform refuses: the caller's stack will do
+        target()
+    else:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _read(source: str, migration: MigrationFile) -> None:
+    # Python imports a file with a byte order mark; as text, the mark is one stray character.
+    source = source.removeprefix("\ufeff")
+    problem = _python_syntax_problem(source)
+    if problem is not None:
+        migration.parse_error, migration.parse_error_line = problem
         return
-    for small in statement.body:
-        if isinstance(small, cst.Assign) and len(small.targets) == 1 \
-                and isinstance(small.targets[0].target, cst.Name):
-            yield small.targets[0].target, small.value
-        elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and small.value:
-            yield small.target, small.value
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:  # libcst may lag behind the running Python's grammar
+        migration.parse_error = "syntax error: " + _one_line(exc.message)
+        migration.parse_error_line = exc.raw_line
+        return
+    cls = _migration_class(module)
+    if cls is None:
+        migration.parse_error = "no Migration class found"
+        return
+    reader = _Reader(module)
+    migration.class_line = reader.lines(cls)[0]
+    _read_class_body(reader, cls, migration)
 
 
-class _Reader:
-    def __init__(self, wrapper: MetadataWrapper) -> None:
-        self.module = wrapper.module
-        self.positions = wrapper.resolve(PositionProvider)
-
-    def line(self, node: cst.CSTNode) -> int:
-        return self.positions[node].start.line
-
-    def end_line(self, node: cst.CSTNode) -> int:
-        return self.positions[node].end.line
-
-    def code(self, node: cst.CSTNode) -> str:
-        return self.module.code_for_node(node)
-
-    def attribute(self, file: MigrationFile, target: cst.Name, value: cst.BaseExpression) -> None:
-        name = target.value
-        if name in ("atomic", "initial"):
-            literal = Arg(self.code(value)).literal()
-            if isinstance(literal, bool):
-                setattr(file, name, literal)
-        elif name in ("dependencies", "replaces", "run_before"):
-            setattr(file, name, self.pairs(value))
-        elif name == "operations":
-            file.operations = self.operations(value)
-        else:
-            declared = self.declared_phase(name, value)
-            if declared:
-                file.declared_phase = DeclaredPhase(declared[0], declared[1], self.line(target))
-
-    def pairs(self, value: cst.BaseExpression) -> list[tuple[str, str]]:
-        out = []
-        for element in _elements(value):
-            literal = Arg(self.code(element)).literal()
-            if isinstance(literal, tuple) and len(literal) == 2 and all(isinstance(x, str) for x in literal):
-                out.append(literal)
-            elif isinstance(element, cst.Call) and _callee(element).endswith("swappable_dependency") \
-                    and element.args:
-                setting = self.code(element.args[0].value).rsplit(".", 1)[-1]
-                out.append(("__setting__", setting))
-        return out
-
-    def operations(self, value: cst.BaseExpression) -> list[ParsedOperation]:
-        return [self.operation(index, element) for index, element in enumerate(_elements(value))]
-
-    def operation(self, index: int, node: cst.BaseExpression) -> ParsedOperation:
-        if not isinstance(node, cst.Call):
-            return ParsedOperation(index, "Unknown", self.code(node), self.line(node), self.end_line(node))
-        qualname = _callee(node)
-        op = ParsedOperation(index, qualname.rsplit(".", 1)[-1], qualname, self.line(node), self.end_line(node))
-        position = 0
-        for arg in node.args:
-            if arg.star:
-                continue
-            key = arg.keyword.value if arg.keyword else str(position)
-            position += 0 if arg.keyword else 1
-            op.args[key] = Arg(self.code(arg.value))
-            nested = arg.keyword.value if arg.keyword else _nested_position(op.type, key)
-            if op.type == "SeparateDatabaseAndState" and nested in NESTED_LISTS:
-                op.nested[nested] = self.operations(arg.value)
-        return op
-
-    def declared_phase(self, name: str, value: cst.BaseExpression) -> tuple[Phase, str] | None:
-        code = self.code(value).replace(" ", "")
-        if name == "deploy_phase":
-            literal = Arg(code).literal()
-            try:  # an unknown value declares nothing; MS113 cannot judge it either
-                return (Phase.parse(literal), "deploy_phase") if isinstance(literal, str) else None
-            except ValueError:
-                return None
-        if name == "stage":  # django-syzygy
-            if code.endswith("PRE_DEPLOY"):
-                return Phase.PRE_DEPLOY, "syzygy stage"
-            if code.endswith("POST_DEPLOY"):
-                return Phase.POST_DEPLOY, "syzygy stage"
-        if name == "safe":  # django-safemigrate
-            for word, phase in (("before_deploy", Phase.PRE_DEPLOY), ("after_deploy", Phase.POST_DEPLOY),
-                                ("always", Phase.PRE_DEPLOY)):
-                if code.split("(")[0].endswith(word):
-                    return phase, "safemigrate"
-        if name == "is_post_deployment" and Arg(code).literal() is True:  # Sentry
-            return Phase.POST_DEPLOY, "is_post_deployment"
-        return None
-
-
-def _nested_position(type_name: str, key: str) -> str | None:
-    if type_name == "SeparateDatabaseAndState" and key in ("0", "1"):
-        return NESTED_LISTS[int(key)]
+def _python_syntax_problem(source: str) -> tuple[str, int | None] | None:
+    """Why the running Python (the one Django imports with) rejects the text, if it does."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. invalid escapes in SQL strings: not ours to report
+            tree = ast.parse(source)
+    except SyntaxError as exc:
+        return "syntax error: " + _one_line(exc.msg or "invalid syntax"), exc.lineno
+    except ValueError as exc:  # null bytes, before Python 3.12
+        return "syntax error: " + _one_line(str(exc)), None
+    except (RecursionError, MemoryError):
+        return _TOO_DEEP, None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BoolOp) and len(node.values) > _MAX_BOOL_OPERANDS:
+            return _TOO_DEEP, node.lineno
     return None
 
 
-def _elements(value: cst.BaseExpression) -> list[cst.BaseExpression]:
-    if isinstance(value, (cst.List, cst.Tuple)):
-        return [e.value for e in value.elements if isinstance(e, cst.Element)]
-    return []
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
-def _callee(call: cst.Call) -> str:
-    parts = []
-    node = call.func
-    while isinstance(node, cst.Attribute):
-        parts.append(node.attr.value)
-        node = node.value
+class _Reader:
+    """A parsed module's source text and 1-based line spans, node by node."""
+
+    def __init__(self, module: cst.Module) -> None:
+        self._module = module
+        # The tree was parsed here and is shared with no one: libcst's defensive copy is waste.
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        self._positions = wrapper.resolve(PositionProvider)
+
+    def code(self, node: cst.CSTNode) -> str:
+        return self._module.code_for_node(node)
+
+    def lines(self, node: cst.CSTNode) -> tuple[int, int]:
+        where = self._positions[node]
+        return where.start.line, where.end.line
+
+    def literal(self, node: cst.CSTNode) -> Any:
+        return Arg(self.code(node)).literal(_UNREADABLE)
+
+
+def _migration_class(module: cst.Module) -> cst.ClassDef | None:
+    found = None
+    for statement in module.body:
+        if isinstance(statement, cst.ClassDef) and statement.name.value == "Migration":
+            found = statement  # a later definition replaces an earlier one, as on import
+    return found
+
+
+def _class_assignments(
+    cls: cst.ClassDef,
+) -> Iterator[tuple[str, cst.BaseExpression, cst.BaseSmallStatement]]:
+    """(attribute, value, statement) for each `name = value` directly in the class body."""
+    body = cls.body
+    lines = body.body if isinstance(body, cst.IndentedBlock) else [body]
+    for line in lines:
+        if not isinstance(line, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            continue
+        for statement in line.body:
+            if isinstance(statement, cst.Assign):
+                for target in statement.targets:
+                    if isinstance(target.target, cst.Name):
+                        yield target.target.value, statement.value, statement
+            elif (
+                isinstance(statement, cst.AnnAssign)
+                and statement.value is not None
+                and isinstance(statement.target, cst.Name)
+            ):
+                yield statement.target.value, statement.value, statement
+
+
+def _read_class_body(reader: _Reader, cls: cst.ClassDef, migration: MigrationFile) -> None:
+    # Assignments apply in order, so a reassigned attribute ends with its last value.
+    markers: dict[str, DeclaredPhase] = {}
+    for name, value, statement in _class_assignments(cls):
+        if name in ("atomic", "initial"):
+            flag = reader.literal(value)
+            if isinstance(flag, bool):
+                setattr(migration, name, flag)
+        elif name in _DEPENDENCY_LISTS:
+            setattr(migration, name, _dependencies(reader, value))
+        elif name == "operations":
+            migration.operations = _operations(reader, value)
+        elif name in _PHASE_MARKERS:
+            source, read_phase = _PHASE_MARKERS[name]
+            phase = read_phase(reader, value)
+            if phase is None:
+                markers.pop(source, None)
+            else:
+                markers[source] = DeclaredPhase(phase, source, reader.lines(statement)[0])
+    # Our own marker wins over the other tools' vocabularies; among those, the first.
+    migration.declared_phase = markers.get("deploy_phase") or next(iter(markers.values()), None)
+
+
+# ---------------------------------------------------------------- dependencies
+
+
+def _dependencies(reader: _Reader, value: cst.BaseExpression) -> list[Dependency]:
+    if not isinstance(value, (cst.List, cst.Tuple)):
+        return []
+    found = (
+        _dependency(reader, element.value)
+        for element in value.elements
+        if isinstance(element, cst.Element)
+    )
+    return [dependency for dependency in found if dependency is not None]
+
+
+def _dependency(reader: _Reader, node: cst.BaseExpression) -> Dependency | None:
+    if isinstance(node, cst.Call) and _last_name(node.func) == "swappable_dependency":
+        return _swappable_dependency(reader, node)
+    pair = reader.literal(node)
+    if isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(p, str) for p in pair):
+        return pair[0], pair[1]
+    return None
+
+
+def _swappable_dependency(reader: _Reader, call: cst.Call) -> Dependency | None:
+    if not call.args:
+        return None
+    value = call.args[0].value
+    if isinstance(value, cst.Attribute):  # settings.AUTH_USER_MODEL: known only at run time
+        return "__setting__", value.attr.value
+    model = reader.literal(value)
+    if isinstance(model, str) and "." in model:  # Django then depends on the app's first migration
+        return model.split(".", 1)[0], "__first__"
+    return None
+
+
+# ---------------------------------------------------------------- operations
+
+
+def _operations(reader: _Reader, value: cst.BaseExpression) -> list[ParsedOperation]:
+    if not isinstance(value, (cst.List, cst.Tuple)):
+        return []  # built some other way (concatenation, a name): not readable statically
+    return [_operation(reader, index, element) for index, element in enumerate(value.elements)]
+
+
+def _operation(reader: _Reader, index: int, element: cst.BaseElement) -> ParsedOperation:
+    if isinstance(element, cst.StarredElement):
+        # The element's own text would include its trailing comma and comment.
+        code = reader.code(element.with_changes(comma=cst.MaybeSentinel.DEFAULT))
+        return ParsedOperation(index, "Unknown", code, *reader.lines(element))
+    node = element.value
+    line, end_line = reader.lines(node)
+    if not isinstance(node, cst.Call):
+        return ParsedOperation(index, "Unknown", reader.code(node), line, end_line)
+    arguments = _call_arguments(node)
+    operation = ParsedOperation(
+        index=index,
+        type=_last_name(node.func) or "Unknown",
+        qualname=reader.code(node.func),
+        line=line,
+        end_line=end_line,
+        args={key: Arg(reader.code(value)) for key, value in arguments.items()},
+    )
+    if operation.type == "SeparateDatabaseAndState":
+        for position, key in enumerate(_NESTED_OPERATION_ARGS):
+            nested = arguments.get(key, arguments.get(str(position)))
+            if isinstance(nested, (cst.List, cst.Tuple)):
+                operation.nested[key] = _operations(reader, nested)
+    return operation
+
+
+def _call_arguments(call: cst.Call) -> dict[str, cst.BaseExpression]:
+    """Keyword arguments by name, positional ones as "0", "1", ...
+
+    `*xs` / `**kw` are kept under "*" / "**": their contents are unknown statically,
+    but a rule should know something was passed that way.
+    """
+    arguments: dict[str, cst.BaseExpression] = {}
+    position = 0
+    for arg in call.args:
+        if arg.keyword is not None:
+            arguments[arg.keyword.value] = arg.value
+        elif arg.star:
+            arguments.setdefault(arg.star, arg.value)
+        else:
+            arguments[str(position)] = arg.value
+            position += 1
+    return arguments
+
+
+def _last_name(node: cst.BaseExpression) -> str | None:
     if isinstance(node, cst.Name):
-        parts.append(node.value)
-    return ".".join(reversed(parts)) or "?"
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
+    return None
+
+
+# ---------------------------------------------------------------- deploy phase markers
+
+
+def _deploy_phase(reader: _Reader, value: cst.BaseExpression) -> Phase | None:
+    text = reader.literal(value)
+    if not isinstance(text, str):
+        return None
+    try:
+        return Phase.parse(text)
+    except ValueError:
+        # An unknown phase declares nothing; MigrationFile has no place for the bad
+        # value, so the rules see an undeclared migration and report that.
+        return None
+
+
+def _syzygy_stage(reader: _Reader, value: cst.BaseExpression) -> Phase | None:
+    stages = {"PRE_DEPLOY": Phase.PRE_DEPLOY, "POST_DEPLOY": Phase.POST_DEPLOY}
+    return stages.get(_last_name(value) or "")
+
+
+def _safemigrate(reader: _Reader, value: cst.BaseExpression) -> Phase | None:
+    # Safe.always() may run at any time; pre-deploy is the earliest of those.
+    safety = {
+        "before_deploy": Phase.PRE_DEPLOY,
+        "always": Phase.PRE_DEPLOY,
+        "after_deploy": Phase.POST_DEPLOY,
+    }
+    target = value.func if isinstance(value, cst.Call) else value  # older releases: no call
+    return safety.get(_last_name(target) or "")
+
+
+def _is_post_deployment(reader: _Reader, value: cst.BaseExpression) -> Phase | None:
+    return Phase.POST_DEPLOY if reader.literal(value) is True else None
+
+
+_PhaseReader = Callable[[_Reader, cst.BaseExpression], Union[Phase, None]]
+# class attribute -> (DeclaredPhase.source, reader)
+_PHASE_MARKERS: dict[str, tuple[str, _PhaseReader]] = {
+    "deploy_phase": ("deploy_phase", _deploy_phase),
+    "stage": ("syzygy stage", _syzygy_stage),
+    "safe": ("safemigrate", _safemigrate),
+    "is_post_deployment": ("is_post_deployment", _is_post_deployment),
+}

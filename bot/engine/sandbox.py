@@ -110,7 +110,7 @@ def finish(code: int, answer_path: Path, limits: Limits, limit: str | None, tail
            isolation: list[str]) -> ChildResult:
     if limit is None and code < 0:
         limit = {signal.SIGXCPU: "cpu time", signal.SIGXFSZ: "file size",
-                 signal.SIGKILL: "memory (killed)"}.get(-code)
+                 signal.SIGKILL: "cpu time or memory (killed by the kernel)"}.get(-code)
     if limit:
         return ChildResult(None, f"the project's code hit the sandbox's {limit} limit", tail, limit, isolation)
     if not answer_path.exists():

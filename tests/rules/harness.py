@@ -26,6 +26,12 @@ from migration_safe.engine.review import ReviewRequest, run_review
 # The import a migration needs for the PostgreSQL concurrent index operations.
 CONCURRENT = ("from django.contrib.postgres.operations import AddIndexConcurrently, "
               "RemoveIndexConcurrently")
+# A data migration's function, to pass as `imports=` (it goes above the Migration class).
+BACKFILL_NOOP = '''
+def backfill(apps, schema_editor):
+    Customer = apps.get_model("shop", "Customer")
+    Customer.objects.filter(email="").update(email="unknown@example.invalid")
+'''
 CONFIG_PATH = ".github/migration-safe.yml"
 STATS_PATH = ".github/table-stats.json"  # name it in the config as `tables: {stats: ...}`
 

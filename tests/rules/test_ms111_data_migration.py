@@ -5,16 +5,12 @@ import pytest
 
 from migration_safe.engine.model import Severity
 
-from .harness import configure, describe, findings, line_of, migration, operation_phases, phase, review, source
+from .harness import (
+    BACKFILL_NOOP, configure, describe, findings, line_of, migration, operation_phases, phase, review,
+    source,
+)
 
 pytestmark = pytest.mark.slow
-
-BACKFILL = '''
-def backfill(apps, schema_editor):
-    Customer = apps.get_model("shop", "Customer")
-    Customer.objects.filter(email="").update(email="unknown@example.invalid")
-
-'''
 
 
 def test_run_python_and_dml_are_deferred_notices(shop):
@@ -24,7 +20,7 @@ def test_run_python_and_dml_are_deferred_notices(shop):
             "UPDATE shop_customer SET email = lower(email) WHERE email <> lower(email)",
             migrations.RunSQL.noop,
         ),
-    ''', imports=BACKFILL))
+    ''', imports=BACKFILL_NOOP))
     result = review(shop)
     found = {f.line: f for f in findings(result, "0002_backfill", "MS111")}
     assert set(found) == {line_of(text, "migrations.RunPython("), line_of(text, "migrations.RunSQL(")}

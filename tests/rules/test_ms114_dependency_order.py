@@ -30,17 +30,17 @@ def test_pre_deploy_after_post_deploy_is_an_error_and_post_after_deferred_a_warn
     migration(shop, "0002_remove_legacy_code", source('migrations.RemoveField("product", "legacy_code"),'))
     migration(shop, "0003_nickname", source(NICKNAME, after="0002_remove_legacy_code"))
     migration(shop, "0004_backfill", source(BACKFILL, after="0003_nickname"))
-    migration(shop, "0005_remove_email", source('''
+    migration(shop, "0005_email_optional", source('''
         migrations.AlterField("customer", "email", models.EmailField(null=True)),
     ''', after="0004_backfill"))
     migration(shop, "0006_remove_nickname", source(
-        'migrations.RemoveField("customer", "nickname"),', after="0005_remove_email"))
+        'migrations.RemoveField("customer", "nickname"),', after="0005_email_optional"))
     result = review(shop)
     assert finding(result, "0003_nickname", "MS114").severity is Severity.ERROR
     assert "depends on shop.0002_remove_legacy_code, which is post-deploy" in \
         finding(result, "0003_nickname", "MS114").message
     # pre-deploy (DROP NOT NULL) after deferred: an error as well
-    assert finding(result, "0005_remove_email", "MS114").severity is Severity.ERROR
+    assert finding(result, "0005_email_optional", "MS114").severity is Severity.ERROR
     # 0006 is post-deploy after pre-deploy 0005: fine
     assert not findings(result, "0006_remove_nickname", "MS114"), describe(result, "0006_remove_nickname")
 

@@ -1,0 +1,209 @@
+"""DESIGN.md's deploy phases, end to end: where each kind of migration is placed, and which ones
+no phase can run safely (blocking findings), on the real review pipeline.
+
+Each test reviews one change of several migrations chained in the shop app.
+"""
+from __future__ import annotations
+
+import pytest
+
+from migration_safe.engine.model import Severity
+
+from .harness import (
+    BACKFILL_NOOP, CONCURRENT, configure, describe, finding, findings, line_of, migration,
+    operation_phases, phase, review, rules, source, verdict,
+)
+
+pytestmark = pytest.mark.slow
+
+NULLABLE = 'migrations.AddField("customer", "nickname", models.CharField(max_length=30, null=True)),'
+
+
+def chain(shop, *migrations: tuple[str, str, dict]) -> dict[str, str]:
+    """Write migrations 0002… each depending on the one before; returns name -> text."""
+    texts, previous = {}, "0001_initial"
+    for name, operations, options in migrations:
+        texts[name] = migration(shop, name, source(operations, after=previous, **options))
+        previous = name
+    return texts
+
+
+def assert_clean(result, name):
+    """Correctly placed: no error, no warning, not blocking (notices are fine)."""
+    item = verdict(result, name)
+    assert not item.blocking and not item.needs_split, describe(result, name)
+    assert rules(result, name, Severity.ERROR) | rules(result, name, Severity.WARNING) == set(), \
+        describe(result, name)
+
+
+def test_additive_changes_are_pre_deploy_and_large_table_builds_deferred(shop):
+    configure(shop, "tables:\n  large: [shop_order]\n")
+    chain(
+        shop,
+        ("0002_coupon", '''
+            migrations.CreateModel("Coupon", fields=[
+                ("id", models.BigAutoField(primary_key=True)),
+                ("code", models.CharField(max_length=20, unique=True)),
+            ]),
+        ''', {}),
+        ("0003_nickname", NULLABLE, {}),
+        ("0004_stock", 'migrations.AddField("product", "stock", models.IntegerField(db_default=0)),', {}),
+        ("0005_price_idx",
+         'AddIndexConcurrently("product", models.Index(fields=["price"], name="product_price_idx")),',
+         {"attributes": "atomic = False", "imports": CONCURRENT}),
+        ("0006_quantity_optional",
+         'migrations.AlterField("order", "quantity", models.IntegerField(null=True)),', {}),
+        ("0007_customer_ordering",
+         'migrations.AlterModelOptions("customer", {"ordering": ["email"]}),', {}),
+        ("0008_quantity_idx",
+         'AddIndexConcurrently("order", models.Index(fields=["quantity"], name="order_quantity_idx")),',
+         {"attributes": "atomic = False", "imports": CONCURRENT}),
+    )
+    result = review(shop)
+    for name in ("0002_coupon", "0003_nickname", "0004_stock", "0005_price_idx",
+                 "0006_quantity_optional", "0007_customer_ordering"):
+        assert phase(result, name) == "pre-deploy", describe(result, name)
+        assert_clean(result, name)
+    # db_default: a constant default, no temporary one dropped afterwards
+    assert verdict(result, "0004_stock").operations[0].sql == [
+        'ALTER TABLE "shop_product" ADD COLUMN "stock" integer DEFAULT 0 NOT NULL;']
+    # dropping NOT NULL relaxes a rule: before the code that relies on it
+    assert "DROP NOT NULL" in verdict(result, "0006_quantity_optional").operations[0].sql[0]
+    # state only: no SQL, nothing to say, and pre-deploy is the earliest
+    assert verdict(result, "0007_customer_ordering").operations[0].sql == []
+    assert findings(result, "0007_customer_ordering") == []
+    # a concurrent build on a table listed in tables.large must not hold up the deploy
+    assert phase(result, "0008_quantity_idx") == "deferred"
+    assert_clean(result, "0008_quantity_idx")
+
+
+def test_destructive_changes_are_post_deploy_and_data_changes_deferred(shop):
+    chain(
+        shop,
+        ("0002_remove_legacy_code", 'migrations.RemoveField("product", "legacy_code"),', {}),
+        ("0003_delete_order", 'migrations.DeleteModel("Order"),', {}),
+        ("0004_backfill", "migrations.RunPython(backfill, migrations.RunPython.noop),",
+         {"imports": BACKFILL_NOOP}),
+        ("0005_backfill_sql",
+         'migrations.RunSQL("UPDATE shop_customer SET email = lower(email)", migrations.RunSQL.noop),', {}),
+    )
+    result = review(shop)
+    assert [phase(result, n) for n in ("0002_remove_legacy_code", "0003_delete_order", "0004_backfill",
+                                       "0005_backfill_sql")] == [
+        "post-deploy", "post-deploy", "deferred", "deferred"]
+    for name in ("0002_remove_legacy_code", "0003_delete_order", "0004_backfill", "0005_backfill_sql"):
+        assert_clean(result, name)
+    assert rules(result, "0002_remove_legacy_code", Severity.NOTICE) >= {"MS110"}
+    assert rules(result, "0004_backfill", Severity.NOTICE) == {"MS111"}
+
+
+def test_changes_no_phase_can_run_are_blocking(shop):
+    texts = chain(
+        shop,
+        ("0002_legacy_code_required",
+         'migrations.AlterField("product", "legacy_code", models.CharField(max_length=20)),', {}),
+        ("0003_price_check", '''
+            migrations.AddConstraint("product", models.CheckConstraint(
+                condition=models.Q(price__gte=0), name="product_price_gte_0")),
+        ''', {}),
+        ("0004_quantity_check_not_valid", '''
+            migrations.RunSQL(
+                "ALTER TABLE shop_order ADD CONSTRAINT order_quantity_pos CHECK (quantity > 0) NOT VALID",
+                "ALTER TABLE shop_order DROP CONSTRAINT order_quantity_pos",
+            ),
+        ''', {}),
+        ("0005_rename_customer", 'migrations.RenameModel("Customer", "Client"),', {}),
+        ("0006_order_table", 'migrations.AlterModelTable("order", "shop_purchase"),', {}),
+        ("0007_price_bigint", 'migrations.AlterField("product", "price", models.BigIntegerField()),', {}),
+        ("0008_title_longer", 'migrations.AlterField("product", "title", models.CharField(max_length=200)),',
+         {}),
+        ("0009_remove_price", 'migrations.RemoveField("product", "price"),', {}),
+        ("0010_token", 'migrations.AddField("product", "token", models.UUIDField(db_default=RandomUUID())),',
+         {"imports": "from django.contrib.postgres.functions import RandomUUID"}),
+    )
+    result = review(shop)
+    expected = {
+        "0002_legacy_code_required": "MS106",  # SET NOT NULL on an existing column
+        "0003_price_check": "MS107",  # CHECK validated in the same step
+        "0005_rename_customer": "MS108",
+        "0006_order_table": "MS108",
+        "0007_price_bigint": "MS105",  # integer -> bigint rewrites the table
+        "0009_remove_price": "MS109",  # NOT NULL column without a database default
+        "0010_token": "MS104",  # volatile default: every row rewritten
+    }
+    for name, rule in expected.items():
+        found = finding(result, name, rule)
+        assert found.severity is Severity.ERROR and verdict(result, name).blocking
+        assert found.line == line_of(texts[name], "operations = [") + 1, describe(result, name)
+    # a new rule the data must obey comes after the code that obeys it
+    assert phase(result, "0002_legacy_code_required") == "post-deploy"
+    assert phase(result, "0003_price_check") == "post-deploy"
+    # the safe ways are not flagged: NOT VALID, and a varchar that only grows
+    assert not findings(result, "0004_quantity_check_not_valid", "MS107")
+    assert not findings(result, "0008_title_longer", "MS105")
+    assert_clean(result, "0008_title_longer")
+
+
+def test_split_declared_phases_dependencies_and_transactions(shop):
+    texts = chain(
+        shop,
+        ("0002_nickname_and_backfill", NULLABLE + "\nmigrations.RunPython(backfill, migrations.RunPython.noop),",
+         {"imports": BACKFILL_NOOP}),
+        ("0003_remove_legacy_code", 'migrations.RemoveField("product", "legacy_code"),',
+         {"attributes": 'deploy_phase = "pre-deploy"'}),
+        ("0004_delete_order", 'migrations.DeleteModel("Order"),',
+         {"attributes": 'deploy_phase = "post-deploy"'}),
+        ("0005_backfill_sql",
+         'migrations.RunSQL("UPDATE shop_customer SET email = lower(email)", migrations.RunSQL.noop),', {}),
+        ("0006_sku", 'migrations.AddField("product", "sku", models.CharField(max_length=32, null=True)),', {}),
+        ("0007_note_and_title_idx", '''
+            migrations.AddField("customer", "note", models.TextField(null=True)),
+            migrations.AddIndex("product", models.Index(fields=["title"], name="product_title_idx")),
+        ''', {}),
+    )
+    result = review(shop)
+    # schema and data in one migration: it must be split, and blocks until it is
+    mixed = verdict(result, "0002_nickname_and_backfill")
+    assert (mixed.phase, mixed.needs_split, mixed.blocking) == (None, True, True)
+    assert operation_phases(result, "0002_nickname_and_backfill") == ["pre-deploy", "deferred"]
+    # a declared phase that contradicts the operations is an error at the declaration...
+    declared = finding(result, "0003_remove_legacy_code", "MS113")
+    assert declared.severity is Severity.ERROR
+    assert declared.line == line_of(texts["0003_remove_legacy_code"], "deploy_phase")
+    # ...one that agrees is not
+    assert not findings(result, "0004_delete_order", "MS113")
+    # pre-deploy 0006 depends on the deferred backfill 0005 of the same change
+    order = finding(result, "0006_sku", "MS114")
+    assert order.severity is Severity.ERROR and "shop.0005_backfill_sql, which is deferred" in order.message
+    # atomic: ACCESS EXCLUSIVE on shop_customer held while an index on shop_product builds
+    held = finding(result, "0007_note_and_title_idx", "MS112")
+    assert held.line == line_of(texts["0007_note_and_title_idx"], "AddIndex(")
+
+
+def test_concurrently_in_atomic_managed_lock_timeout_and_an_edited_migration(shop):
+    configure(shop, "postgres:\n  lock_timeout: managed\n")
+    initial = shop.root / "shop" / "migrations" / "0001_initial.py"
+    initial.write_text(initial.read_text().replace("max_length=100", "max_length=120"))
+    texts = chain(
+        shop,
+        ("0002_nickname", NULLABLE, {}),
+        ("0003_price_idx",
+         'AddIndexConcurrently("product", models.Index(fields=["price"], name="product_price_idx")),',
+         {"imports": CONCURRENT}),
+    )
+    result = review(shop, expect_sql=False)
+    assert verdict(result, "0002_nickname").sql_status == "ok"
+    # the deploy sets lock_timeout itself: no reminder
+    assert findings(result, "0002_nickname") == [], describe(result, "0002_nickname")
+    concurrently = finding(result, "0003_price_idx", "MS102")
+    assert concurrently.severity is Severity.ERROR
+    assert concurrently.line == line_of(texts["0003_price_idx"], "AddIndexConcurrently(")
+    assert finding(result, "0001_initial", "MS003").severity is Severity.WARNING
+
+
+def test_an_unparsable_migration_blocks(shop):
+    text = migration(shop, "0002_broken", source(NULLABLE).replace("Migration):", "Migration)"))
+    result = review(shop, expect_sql=False)
+    found = finding(result, "0002_broken", "MS001")
+    assert found.severity is Severity.ERROR and verdict(result, "0002_broken").blocking
+    assert found.line == line_of(text, "class Migration")
