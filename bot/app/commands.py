@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Callable
 
 from migration_safe.app import publish
 from migration_safe.app.command_parser import Command, commands_in, help_text
 from migration_safe.app.events import CommandJob, ReviewJob
 from migration_safe.engine.model import Acknowledgement, PhaseOverride, Review
 from migration_safe.engine.phases import refuse_phase, touches_large
+from migration_safe.engine.split import SplitError, chain_end, split_migration
 from migration_safe_rules import catalogue
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,8 @@ def handle_command(worker, job: CommandJob) -> None:
         ok &= success
         needs_review |= review
     review = review_head(worker, job, repo, pull) if needs_review else None
-    lines = [finish(command, text, success, review) for command, text, success in answers]
+    lines = [finish(command, text, success, review, lambda path: read_file(repo, path, pull.head.sha))
+             for command, text, success in answers]
     ok = ok and all(success for success in outcome_flags(answers, review))
     pull.create_issue_comment(reply(comment, lines))
     comment.create_reaction("+1" if ok else "confused")
@@ -131,7 +134,15 @@ def answer(command: Command, permissions: Permissions, login: str) -> tuple[str,
     return "", True, command.name in ("recheck", "ignore", "unignore", "phase")
 
 
-def finish(command: Command, text: str, success: bool, review: Review | None) -> str:
+def read_file(repo, path: str, ref: str) -> str | None:
+    try:
+        return repo.get_contents(path, ref=ref).decoded_content.decode("utf-8")
+    except Exception:  # a split plan in prose is still useful without the file
+        return None
+
+
+def finish(command: Command, text: str, success: bool, review: Review | None,
+           read: Callable[[str], str | None] = lambda path: None) -> str:
     if text or not success:
         return text
     if command.name == "recheck":
@@ -148,7 +159,7 @@ def finish(command: Command, text: str, success: bool, review: Review | None) ->
     if command.name == "phase":
         return phase_answer(command, review)
     if command.name == "split":
-        return split_answer(command, review)
+        return split_answer(command, review, read)
     return "Done."
 
 
@@ -164,21 +175,40 @@ def phase_answer(command: Command, review: Review | None) -> str:
     return f"Refused: {command.migration} cannot run {command.phase.value}: {reason or 'it is not safe'}."
 
 
-def split_answer(command: Command, review: Review | None) -> str:
+def split_answer(command: Command, review: Review | None, read: Callable[[str], str | None]) -> str:
     verdict = find(review, command.migration)
     if verdict is None:
         return f"This pull request adds no migration {command.migration}."
     if not verdict.needs_split:
         phase = verdict.phase.value if verdict.phase else "?"
         return f"{command.migration} needs no split: all its operations are {phase}."
-    groups: dict[str, list[str]] = {}
+    plan = [f"Split {command.migration} into one migration per phase:"]
     for operation in verdict.operations:
-        groups.setdefault(operation.phase.value if operation.phase else "?", []).append(
-            f"  - line {operation.line}: {operation.description}")
-    parts = [f"Split {command.migration} into one migration per phase, each depending on the previous:"]
-    for number, (phase, lines) in enumerate(groups.items(), start=1):
-        parts.append(f"{number}. `deploy_phase = \"{phase}\"`\n" + "\n".join(lines))
-    return "\n".join(parts)
+        plan.append(f"- line {operation.line} ({operation.phase.value if operation.phase else '?'}): "
+                    f"{operation.description}")
+    files = split_files(verdict, review, read)
+    if not files:
+        return "\n".join(plan)
+    plan.append("\nReady to commit (the first file replaces the original; later migrations of the app "
+                "keep depending on it, the later phases go to the end of the app's chain):")
+    for part in files:
+        plan.append(f"\n`{part.path}` ({part.phase.value})\n```python\n{part.source.rstrip()}\n```")
+    return "\n".join(plan)
+
+
+def split_files(verdict, review: Review, read: Callable[[str], str | None]):
+    source = read(verdict.file.path)
+    if source is None or any(op.phase is None for op in verdict.operations):
+        return []
+    app = verdict.file.app_label
+    chain = {m.file.name: [d[1] for d in m.file.dependencies if d[0] == app]
+             for m in review.migrations if m.file.app_label == app}
+    try:
+        return split_migration(source, verdict.file.path, app, verdict.file.name,
+                               [op.phase for op in verdict.operations],
+                               after=chain_end(verdict.file.name, chain))
+    except (SplitError, ValueError):
+        return []
 
 
 def outcome_flags(answers, review: Review | None):

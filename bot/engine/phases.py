@@ -66,7 +66,11 @@ class Placement:
         if table and table in self.new_tables:
             return PRE  # nothing uses a table this change creates: any time before the code is fine
         if statement.kind is StatementKind.CREATE_INDEX:
-            return DEFERRED if table and self.config.is_large(table) else PRE
+            if table and self.config.is_large(table):
+                return DEFERRED
+            # A unique index is a new rule the data must obey, as ADD CONSTRAINT UNIQUE is: after
+            # the code that obeys it (old code may still insert duplicates until the deploy).
+            return POST if statement.unique else PRE
         if statement.kind is StatementKind.ALTER_TABLE:
             return latest([self.action(statement, a) for a in statement.actions] or [PRE])
         return KIND_PHASES.get(statement.kind, PRE)

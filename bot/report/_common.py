@@ -50,7 +50,8 @@ def acknowledgement(finding: Finding) -> str:
     ack = finding.acknowledgement
     if ack is None:
         return "acknowledged"
-    return f"acknowledged by {ack.by}: {ack.reason}" if ack.reason else f"acknowledged by {ack.by}"
+    who = f"acknowledged by {ack.by}" + (f" on {ack.at}" if ack.at else "")
+    return f"{who}: {ack.reason}" if ack.reason else who
 
 
 def with_alternative(finding: Finding) -> str:

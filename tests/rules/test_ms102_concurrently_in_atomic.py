@@ -42,6 +42,20 @@ def test_concurrent_index_removal_in_an_atomic_migration_is_an_error(shop):
     assert found.line == line_of(text, "RemoveIndexConcurrently(")
 
 
+def test_concurrent_sql_in_an_atomic_migration_is_an_error(shop):
+    text = migration(shop, "0002_price_idx", source('''
+        migrations.RunSQL(
+            "CREATE INDEX CONCURRENTLY product_price_idx ON shop_product (price)",
+            "DROP INDEX CONCURRENTLY product_price_idx",
+        ),
+    '''))
+    result = review(shop)
+    found = finding(result, "0002_price_idx", "MS102")
+    assert found.severity is Severity.ERROR and found.line == line_of(text, "migrations.RunSQL(")
+    assert found.message.startswith("Raw SQL operation must run outside a transaction")
+    assert not fired(result, "0002_price_idx", "MS004")
+
+
 def test_atomic_false_is_the_safe_way(shop):
     migration(shop, "0002_price_idx", source(
         'AddIndexConcurrently("product", models.Index(fields=["price"], name="product_price_idx")),',
@@ -49,7 +63,12 @@ def test_atomic_false_is_the_safe_way(shop):
     migration(shop, "0003_drop_price_idx", source(
         'RemoveIndexConcurrently("product", "product_price_idx"),', after="0002_price_idx",
         attributes="atomic = False", imports=CONCURRENT))
+    migration(shop, "0004_title_idx", source(
+        'migrations.RunSQL("CREATE INDEX CONCURRENTLY product_title_idx ON shop_product (title)", '
+        '"DROP INDEX CONCURRENTLY product_title_idx"),', after="0003_drop_price_idx",
+        attributes="atomic = False"))
     result = review(shop)
-    for name in ("0002_price_idx", "0003_drop_price_idx"):
+    for name in ("0002_price_idx", "0003_drop_price_idx", "0004_title_idx"):
         assert not fired(result, name, "MS102")
+        assert not fired(result, name, "MS004")
     assert not findings(result, "0002_price_idx")

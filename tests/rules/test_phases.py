@@ -144,6 +144,45 @@ def test_changes_no_phase_can_run_are_blocking(shop):
     assert_clean(result, "0008_title_longer")
 
 
+def test_unique_rules_come_after_the_deploy_however_they_are_built(shop):
+    configure(shop, "tables:\n  large: [shop_order]\n")
+    texts = chain(
+        shop,
+        ("0002_title_unique", '''
+            migrations.AddConstraint("product", models.UniqueConstraint(
+                fields=["title"], name="product_title_uniq")),
+        ''', {}),
+        ("0003_code_unique_partial", '''
+            migrations.AddConstraint("product", models.UniqueConstraint(
+                fields=["legacy_code"], condition=models.Q(price__gt=0), name="product_code_uniq")),
+        ''', {}),
+        ("0004_email_unique_concurrently", '''
+            migrations.RunSQL(
+                "CREATE UNIQUE INDEX CONCURRENTLY customer_email_uniq ON shop_customer (email)",
+                "DROP INDEX CONCURRENTLY customer_email_uniq",
+            ),
+        ''', {"attributes": "atomic = False"}),
+        ("0005_order_unique_concurrently", '''
+            migrations.RunSQL(
+                "CREATE UNIQUE INDEX CONCURRENTLY order_line_uniq ON shop_order (customer_id, product_id)",
+                "DROP INDEX CONCURRENTLY order_line_uniq",
+            ),
+        ''', {"attributes": "atomic = False"}),
+    )
+    result = review(shop)
+    # ADD CONSTRAINT UNIQUE and CREATE UNIQUE INDEX are the same new rule: post-deploy either way
+    assert phase(result, "0002_title_unique") == "post-deploy"
+    assert phase(result, "0003_code_unique_partial") == "post-deploy", describe(result, "0003_code_unique_partial")
+    for name in ("0002_title_unique", "0003_code_unique_partial"):
+        found = finding(result, name, "MS101")  # and built under a blocking lock
+        assert found.line == line_of(texts[name], "migrations.AddConstraint(")
+    # built concurrently, it blocks nothing; on a large table the build is deferred
+    assert phase(result, "0004_email_unique_concurrently") == "post-deploy"
+    assert_clean(result, "0004_email_unique_concurrently")
+    assert phase(result, "0005_order_unique_concurrently") == "deferred"
+    assert_clean(result, "0005_order_unique_concurrently")
+
+
 def test_split_declared_phases_dependencies_and_transactions(shop):
     texts = chain(
         shop,
