@@ -77,6 +77,8 @@ def add_check_arguments(check: argparse.ArgumentParser) -> None:
                                               "$MIGRATION_SAFE_DATABASE_URL, else the embedded server)")
     check.add_argument("--python", help="interpreter that runs the project (default: config, else this one)")
     check.add_argument("--no-sql", action="store_true", help="text format: leave the SQL out")
+    check.add_argument("--install", action="store_true",
+                       help="first run the config's `install:` commands into a cached, sandboxed virtualenv")
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -88,7 +90,8 @@ def run_check(args: argparse.Namespace) -> int:
             raise SetupError(f"{repo} is not a git repository") from None
     base = args.base or default_base(repo)
     review = run_review(ReviewRequest(repo=repo, base=base, head=args.head, config_path=args.config,
-                                      database_url=args.database_url, python=args.python))
+                                      database_url=args.database_url, python=args.python,
+                                      install=args.install))
     emit(review, args.format, args.output, show_sql=not args.no_sql)
     return EXIT_BLOCKING if review.blocking else EXIT_OK
 

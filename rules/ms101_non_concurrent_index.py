@@ -23,9 +23,12 @@ def check(ctx: MigrationContext):
     for operation, statement, action in alter_actions(ctx, "add_constraint"):
         if action.constraint_type in INDEX_CONSTRAINTS and not action.using_index \
                 and ctx.existing(statement.table):
-            yield ctx.finding(RULE, operation, f"ADD CONSTRAINT {action.constraint or ''} "
-                              f"({action.constraint_type.replace('_', ' ')}) on existing table "
-                              f"{statement.table} builds its index under an ACCESS EXCLUSIVE lock.",
+            kind = action.constraint_type.replace("_", " ")
+            # An inline column constraint (ADD COLUMN … UNIQUE, from unique=True) has no name.
+            what = f"ADD CONSTRAINT {action.constraint} ({kind})" if action.constraint \
+                else f"{kind.upper()} on column {action.column}"
+            yield ctx.finding(RULE, operation, f"{what} on existing table {statement.table} builds its "
+                              "index under an ACCESS EXCLUSIVE lock.",
                               severity=ctx.locking_severity(statement.table))
 
 

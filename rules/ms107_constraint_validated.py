@@ -15,7 +15,8 @@ def check(ctx: MigrationContext):
         if not ctx.existing(statement.table) or (statement.table, action.column) in added:
             continue  # a new table, or a new column that holds only NULLs: nothing to scan
         kind = "FOREIGN KEY" if action.constraint_type == "foreign_key" else "CHECK"
-        yield ctx.finding(RULE, operation, f"{kind} constraint {action.constraint or ''} on existing table "
+        name = f" {action.constraint}" if action.constraint else ""  # `ADD CHECK (…)` names none
+        yield ctx.finding(RULE, operation, f"{kind} constraint{name} on existing table "
                           f"{statement.table} is validated while the table is locked against writes.",
                           severity=ctx.locking_severity(statement.table))
 

@@ -16,6 +16,11 @@ def slow(ctx: MigrationContext, operation, statement) -> str | None:
     for action in statement.actions:
         if action.action == "set_not_null" and ctx.existing(statement.table):
             return f"scans {statement.table} for NULLs"
+        if action.action == "add_constraint" and action.constraint_type in ("unique", "exclusion"):
+            # what takes time is building the constraint's index (none with USING INDEX), not a scan
+            if not action.using_index and ctx.existing(statement.table):
+                return f"builds an index on {statement.table}"
+            continue
         if action.action in ("add_constraint", "validate_constraint") and not action.not_valid \
                 and action.constraint_type != "primary_key" and ctx.existing(statement.table):
             return f"validates a constraint on {statement.table}"

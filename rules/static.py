@@ -14,7 +14,8 @@ INDEX_TYPES = {"AddIndex": "an index", "AlterUniqueTogether": "unique indexes",
 def model_is_new(ctx: MigrationContext, operation: Operation) -> bool:
     """The operation's model is created by a migration of this review."""
     parsed = operation.parsed
-    model = parsed.arg("model_name", "name", "old_name", position=0) if parsed else None  # old_name: RenameModel
+    # model_name: field and index operations; name: model operations; old_name: RenameModel
+    model = parsed.arg("model_name", "name", "old_name", position=0) if parsed else None
     name = model.literal() if model else None
     return isinstance(name, str) and f"{ctx.migration.app_label}.{name.lower()}" in ctx.new_models
 
@@ -29,7 +30,8 @@ def index_building_operations(ctx: MigrationContext) -> Iterator[tuple[Operation
             yield operation, "a unique index"
         elif operation.type in ("AddField", "AlterField"):
             field = _code(operation, "field", 2).replace(" ", "")
-            if "db_index=True" in field or "unique=True" in field or (
+            # a OneToOneField is a ForeignKey with unique=True: it always builds an index
+            if "db_index=True" in field or "unique=True" in field or "OneToOneField(" in field or (
                     "ForeignKey(" in field and "db_index=False" not in field):
                 yield operation, "an index for the field"
 

@@ -85,7 +85,7 @@ class Worker:
                                    [job.head_sha, pull.base.sha]) as tree:
             return run_review(ReviewRequest(repo=tree, base=pull.base.sha, head=job.head_sha,
                                             acknowledgements=state.acknowledgements,
-                                            overrides=state.overrides))
+                                            overrides=state.overrides, install=True))
 
 
 def has_summary(pull) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from migration_safe.config import Config, load_config
-from migration_safe.engine import discover
+from migration_safe.engine import discover, install
 from migration_safe.engine.assemble import operations_from_child, operations_from_file
 from migration_safe.engine.database import DatabaseError, Server, server_from_environment
 from migration_safe.engine.model import (
@@ -36,6 +36,7 @@ class ReviewRequest:
     limits: Limits = field(default_factory=Limits)
     acknowledgements: list[Acknowledgement] = field(default_factory=list)
     overrides: dict[str, PhaseOverride] = field(default_factory=dict)  # label -> override
+    install: bool = False  # run the config's `install:` commands into a cached virtualenv first
 
 
 def run_review(request: ReviewRequest) -> Review:
@@ -97,6 +98,11 @@ def run_sandbox(tree: Path, files: list[MigrationFile], config: Config,
         return None, None, ["no Django settings module: set django.settings in .github/migration-safe.yml "
                             "or keep a manage.py that sets DJANGO_SETTINGS_MODULE"]
     python = request.python or resolve_python(config.python, tree)
+    if request.install and config.install and not request.python and not config.python:
+        environment = install.prepare(root, config.install)
+        if environment.python is None:
+            return None, None, [f"the project's dependencies could not be installed: {environment.error}"]
+        python = environment.python
     try:
         server = server_from_environment(request.database_url)
         with server.throwaway() as target:

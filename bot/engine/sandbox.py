@@ -77,20 +77,37 @@ def run_isolated(python: str, request: dict, limits: Limits, network: bool, isol
 def run(python: str, cwd: Path, request_path: Path, answer_path: Path, log_path: Path, home: Path,
         limits: Limits, network: bool, isolation: Isolation, keep: tuple[str, ...]) -> ChildResult:
     command = [python, "-I", "-B", str(CHILD), str(request_path), str(answer_path)]
+    env = child_environment(python, str(home))
+    outcome = execute(command, cwd, env, log_path, limits, network, isolation, keep)
+    if outcome.start_error:
+        return ChildResult(None, f"could not start {python}: {outcome.start_error}")
+    return finish(outcome.returncode, answer_path, limits, outcome.limit, outcome.log_tail,
+                  isolation.describe(network))
+
+
+@dataclass
+class Outcome:
+    returncode: int = 0
+    limit: str | None = None
+    log_tail: str = ""
+    start_error: str | None = None
+
+
+def execute(command: list[str], cwd: Path, env: dict[str, str], log_path: Path, limits: Limits,
+            network: bool, isolation: Isolation, keep: tuple[str, ...]) -> Outcome:
+    """Run one command contained: namespaces, limits, another user, the whole session killed after."""
     prepare = functools.partial(enter_sandbox, limits, isolation, network, keep)
     with open(log_path, "wb") as log:
         if isolation.uid is not None:
             os.chown(log_path, isolation.uid, isolation.gid)
         try:
-            proc = subprocess.Popen(command, env=child_environment(python, str(home)), cwd=cwd,
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True, preexec_fn=prepare)
+            proc = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=prepare)
         except (OSError, subprocess.SubprocessError) as exc:
-            return ChildResult(None, f"could not start {python}: {exc}")
+            return Outcome(start_error=str(exc))
         limit = wait(proc, limits)
         sweep_session(proc.pid)
-    tail = read_tail(log_path, limits.log_bytes)
-    return finish(proc.returncode, answer_path, limits, limit, tail, isolation.describe(network))
+    return Outcome(proc.returncode, limit, read_tail(log_path, limits.log_bytes))
 
 
 def relocate(path: str, old_root: str, new_root) -> str:
@@ -100,10 +117,17 @@ def relocate(path: str, old_root: str, new_root) -> str:
 
 def sandbox_root() -> Path:
     """Outside /tmp, which the child sees as its own empty tmpfs."""
-    root = cache_dir() / "sandbox"
-    root.mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o711)
-    return root
+    return traversable(cache_dir() / "sandbox")
+
+
+def traversable(path: Path) -> Path:
+    """Create `path`; it and the cache above it must let the sandbox users pass (not list)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for level in (cache_dir(), path):
+        mode = level.stat().st_mode
+        if mode & 0o111 != 0o111:
+            os.chmod(level, mode | 0o111)
+    return path
 
 
 def finish(code: int, answer_path: Path, limits: Limits, limit: str | None, tail: str,

@@ -43,7 +43,8 @@ def test_safe_variants_do_not_fire(shop):
             ],
         ),
         migrations.AddIndex("coupon", models.Index(fields=["code"], name="coupon_code_idx")),
-        migrations.AddField("coupon", "order", models.ForeignKey("shop.order", null=True, on_delete=models.CASCADE)),
+        migrations.AddField("coupon", "order", models.ForeignKey(
+            "shop.order", null=True, on_delete=models.CASCADE)),
     ''', after="0002_concurrent"))
     result = review(shop)
     # CREATE INDEX CONCURRENTLY outside a transaction: nothing blocks
@@ -61,6 +62,7 @@ def test_field_and_constraint_indexes_fire(shop):
         ),
         migrations.AddField("order", "buyer", models.ForeignKey(
             "shop.customer", null=True, on_delete=models.SET_NULL, related_name="+")),
+        migrations.AddField("customer", "handle", models.SlugField(null=True, unique=True)),
     '''))
     result = review(shop)
     by_line = {}
@@ -76,6 +78,9 @@ def test_field_and_constraint_indexes_fire(shop):
                       "its index under an ACCESS EXCLUSIVE lock."]
     foreign_key = by_line[line_of(text, '"buyer"')]
     assert len(foreign_key) == 1 and "on existing table shop_order" in foreign_key[0]
+    # unique=True: ADD COLUMN … UNIQUE, an unnamed constraint (and a LIKE index)
+    assert "UNIQUE on column handle on existing table shop_customer builds its index under an ACCESS " \
+           "EXCLUSIVE lock." in by_line[line_of(text, '"handle"')]
 
 
 def test_a_table_known_to_be_small_gets_a_warning(shop):
@@ -99,11 +104,14 @@ def test_without_sql_the_file_is_read(shop):
         migrations.AddIndex("product", models.Index(fields=["price"], name="product_price_idx")),
         migrations.AddField("product", "sku", models.CharField(max_length=32, null=True, unique=True)),
         migrations.AddField("product", "note", models.TextField(null=True)),
+        migrations.AddField("order", "invoice", models.OneToOneField(
+            "shop.customer", null=True, on_delete=models.SET_NULL, related_name="+")),
     '''))
     result = review(shop, expect_sql=False)
     assert result.migrations[0].sql_status == "unavailable"
     found = findings(result, "0002_static", "MS101")
     assert [(f.line, f.severity) for f in found] == [
-        (line_of(text, "product_price_idx"), Severity.ERROR), (line_of(text, '"sku"'), Severity.ERROR)]
+        (line_of(text, "product_price_idx"), Severity.ERROR), (line_of(text, '"sku"'), Severity.ERROR),
+        (line_of(text, '"invoice"'), Severity.ERROR)]
     assert "read from the file; SQL unavailable" in found[0].message
     assert "an index for the field" in found[1].message

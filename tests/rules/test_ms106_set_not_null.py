@@ -5,7 +5,9 @@ import pytest
 
 from migration_safe.engine.model import Severity
 
-from .harness import STATS_PATH, configure, describe, finding, findings, line_of, migration, phase, review, source
+from .harness import (
+    STATS_PATH, configure, describe, finding, findings, line_of, migration, phase, review, source,
+)
 
 pytestmark = pytest.mark.slow
 

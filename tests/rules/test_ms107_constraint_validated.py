@@ -21,10 +21,12 @@ def test_check_and_foreign_key_constraints_fire(shop):
             "REFERENCES shop_customer (id)",
             "ALTER TABLE shop_order DROP CONSTRAINT order_buyer_fk",
         ),
+        migrations.RunSQL("ALTER TABLE shop_customer ADD CHECK (email <> '')", migrations.RunSQL.noop),
     '''))
     result = review(shop)
     found = {f.line: f for f in findings(result, "0002_constraints", "MS107")}
-    assert set(found) == {line_of(text, "migrations.AddConstraint("), line_of(text, "migrations.RunSQL(")}
+    assert set(found) == {line_of(text, "migrations.AddConstraint("), line_of(text, "migrations.RunSQL("),
+                          line_of(text, "ADD CHECK")}
     check = found[line_of(text, "migrations.AddConstraint(")]
     assert check.severity is Severity.ERROR and check.blocks
     assert check.message == ("CHECK constraint product_price_gte_0 on existing table shop_product is "
@@ -32,6 +34,8 @@ def test_check_and_foreign_key_constraints_fire(shop):
     assert "NOT VALID" in check.safe_alternative and "VALIDATE CONSTRAINT" in check.safe_alternative
     assert found[line_of(text, "migrations.RunSQL(")].message.startswith(
         "FOREIGN KEY constraint order_buyer_fk on existing table shop_order")
+    assert found[line_of(text, "ADD CHECK")].message.startswith(
+        "CHECK constraint on existing table shop_customer is validated")  # an unnamed constraint
     # a new rule the data must obey: post-deploy
     assert phase(result, "0002_constraints") == "post-deploy"
 

@@ -41,6 +41,37 @@ def test_one_finding_per_operation(shop):
     assert "still holds ACCESS EXCLUSIVE on shop_customer" in found.message
 
 
+def test_a_unique_field_is_an_index_build(shop):
+    text = migration(shop, "0002_nickname_and_handle", source('''
+        migrations.AddField("customer", "nickname", models.CharField(max_length=30, null=True)),
+        migrations.AddField("product", "handle", models.SlugField(null=True, unique=True)),
+    '''))
+    result = review(shop)
+    found = finding(result, "0002_nickname_and_handle", "MS112")
+    assert found.line == line_of(text, '"handle"')
+    assert found.message.startswith("While this statement builds an index on shop_product, the migration's "
+                                    "transaction still holds ACCESS EXCLUSIVE on shop_customer")
+
+
+def test_attaching_a_prebuilt_unique_index_is_quick(shop):
+    # (in the change itself: the sandbox does not rebuild what RunSQL made in older migrations)
+    migration(shop, "0002_title_uniq", source(
+        'migrations.RunSQL("CREATE UNIQUE INDEX CONCURRENTLY product_title_uniq ON shop_product (title)", '
+        'migrations.RunSQL.noop),', attributes="atomic = False"))
+    migration(shop, "0003_nickname_and_title_uniq", source('''
+        migrations.AddField("customer", "nickname", models.CharField(max_length=30, null=True)),
+        migrations.RunSQL(
+            "ALTER TABLE shop_product ADD CONSTRAINT product_title_uniq UNIQUE USING INDEX product_title_uniq",
+            migrations.RunSQL.noop,
+        ),
+    ''', after="0002_title_uniq"))
+    result = review(shop)
+    assert not findings(result, "0003_nickname_and_title_uniq", "MS112"), \
+        describe(result, "0003_nickname_and_title_uniq")
+    assert not findings(result, "0003_nickname_and_title_uniq", "MS101")
+    assert not findings(result, "0003_nickname_and_title_uniq", "MS004")  # the attach did run
+
+
 def test_separate_migrations_non_atomic_or_one_table_do_not_fire(shop):
     migration(shop, "0002_nickname", source(
         'migrations.AddField("customer", "nickname", models.CharField(max_length=30, null=True)),'))

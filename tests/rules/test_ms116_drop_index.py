@@ -28,7 +28,8 @@ def test_remove_index_on_an_existing_table_is_a_warning(shop):
     result = review(shop)
     found = finding(result, "0003_drop_price_idx", "MS116")
     assert found.severity is Severity.WARNING and not found.blocks
-    assert (found.line, found.end_line) == (line_of(text, "RemoveIndex("), line_of(text, "name=\"product_price_idx\"") + 1)
+    assert found.line == line_of(text, "RemoveIndex(")
+    assert found.end_line == line_of(text, 'name="product_price_idx"') + 1
     assert found.message == "DROP INDEX product_price_idx takes ACCESS EXCLUSIVE on shop_product."
     assert "RemoveIndexConcurrently" in found.safe_alternative
     assert phase(result, "0003_drop_price_idx") == "post-deploy"

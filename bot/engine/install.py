@@ -1,0 +1,117 @@
+"""The project's dependencies (`install:` in the config), in a virtualenv of their own.
+
+Installing runs the project's own commands, so it is sandboxed like the review
+(another user, no secrets, limits) but with network. The result is cached by
+the hash of the commands, the interpreter and the dependency files, so a
+repository pays for it once per change of its requirements.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from migration_safe.engine.database import cache_dir
+from migration_safe.engine.isolation import give_tree, lease
+from migration_safe.engine.sandbox import Limits, child_environment, execute, traversable
+
+DEPENDENCY_FILES = ("requirements*.txt", "requirements/*.txt", "requirements/*.in", "constraints*.txt",
+                    "pyproject.toml", "poetry.lock", "Pipfile", "Pipfile.lock", "uv.lock", "setup.py",
+                    "setup.cfg")
+INSTALL_LIMITS = Limits(wall_seconds=1200, cpu_seconds=1200, file_bytes=1 << 30)
+DRIVER_CHECK = "import importlib.util as u, sys; sys.exit(0 if u.find_spec('psycopg') or u.find_spec('psycopg2') else 1)"
+
+
+@dataclass
+class Environment:
+    python: str | None  # the virtualenv's interpreter, None when the install failed
+    cached: bool = False
+    error: str | None = None
+
+
+def environment_key(root: Path, commands: list[str], python: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(sys.version.encode() + python.encode())
+    for command in commands:
+        digest.update(b"cmd\0" + command.encode())
+    for pattern in DEPENDENCY_FILES:
+        for path in sorted(root.glob(pattern)):
+            digest.update(b"file\0" + str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:24]
+
+
+def prepare(root: Path, commands: list[str], python: str = sys.executable,
+            limits: Limits = INSTALL_LIMITS) -> Environment:
+    """A virtualenv with the project's dependencies, built once per key."""
+    venvs = traversable(cache_dir() / "venvs")
+    target = venvs / environment_key(root, commands, python)
+    with _locked(target.with_suffix(".lock")):
+        if (target / ".ready").exists():
+            return Environment(str(target / "bin" / "python"), cached=True)
+        error = build(root, commands, python, target, limits)
+    return Environment(None if error else str(target / "bin" / "python"), error=error)
+
+
+def build(root: Path, commands: list[str], python: str, target: Path, limits: Limits) -> str | None:
+    workdir = Path(tempfile.mkdtemp(prefix="install-", dir=target.parent))
+    try:
+        # Same path as the final one: scripts in a venv remember where they were made.
+        shutil.rmtree(target, ignore_errors=True)
+        subprocess.run([python, "-m", "venv", str(target)], check=True, capture_output=True, timeout=300)
+        shutil.copytree(root, workdir / "project", symlinks=True, ignore=shutil.ignore_patterns(".git"))
+        (workdir / "home").mkdir()
+        with lease() as isolation:
+            give_tree(str(workdir), isolation)
+            give_tree(str(target), isolation)
+            venv_python = str(target / "bin" / "python")
+            env = {**child_environment(venv_python, str(workdir / "home")), "VIRTUAL_ENV": str(target),
+                   "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+            steps = [*commands, f"python -c \"{DRIVER_CHECK}\" || pip install 'psycopg[binary]>=3.1'"]
+            for number, command in enumerate(steps, start=1):
+                outcome = execute(["/bin/sh", "-c", command], workdir / "project", env, workdir / f"{number}.log",
+                                  limits, True, isolation, (str(workdir), str(target)))
+                if outcome.start_error or outcome.limit or outcome.returncode != 0:
+                    reason = outcome.start_error or (f"{outcome.limit} limit" if outcome.limit
+                                                     else f"exit status {outcome.returncode}")
+                    return f"`{command}` failed ({reason}): {summary(outcome.log_tail)}".strip()
+        _seal(target)
+        (target / ".ready").touch()
+        return None
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"could not create the virtualenv: {exc}"
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if not (target / ".ready").exists():
+            shutil.rmtree(target, ignore_errors=True)
+
+
+def summary(log: str) -> str:
+    """pip ends with hints; the ERROR line says what failed."""
+    lines = [line.strip() for line in log.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR") or line.startswith("error:")]
+    return " ".join((errors or lines)[-3:])[:1000]
+
+
+def _seal(target: Path) -> None:
+    """Owned by us again, readable by every later review's user, writable by none."""
+    for directory, dirs, files in os.walk(target):
+        for name in [directory, *(os.path.join(directory, f) for f in files)]:
+            with contextlib.suppress(OSError):
+                os.chown(name, os.geteuid(), os.getegid(), follow_symlinks=False)
+                if not os.path.islink(name):
+                    mode = os.stat(name).st_mode
+                    os.chmod(name, (mode | 0o444 | (0o111 if mode & 0o100 else 0)) & ~0o022)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
