@@ -24,6 +24,7 @@ class AppSettings:
     cache_dir: Path = Path.home() / ".cache" / "migration-safe"  # git mirrors (and the embedded server)
     bot_login: str | None = None  # "<app-slug>[bot]": the App's own comments are never commands
     pace_writes: bool = True  # space out GitHub writes (secondary rate limits)
+    refuse_unisolated_forks: bool = False  # no fork PR code runs when the sandbox cannot isolate it
 
     def __repr__(self) -> str:  # never print secrets in logs or tracebacks
         return f"AppSettings(app_id={self.app_id}, api_url={self.api_url!r}, redis={bool(self.redis_url)})"
@@ -43,7 +44,16 @@ def settings_from_environment(env: Mapping[str, str] | None = None) -> AppSettin
         cache_dir=Path(env.get("MIGRATION_SAFE_CACHE") or Path.home() / ".cache" / "migration-safe"),
         bot_login=env.get("GITHUB_APP_BOT_LOGIN") or None,
         pace_writes=env.get("MIGRATION_SAFE_PACE_WRITES", "1") != "0",
+        refuse_unisolated_forks=forks_policy(env.get("MIGRATION_SAFE_FORKS")),
     )
+
+
+def forks_policy(value: str | None) -> bool:
+    if value in (None, "", "review"):
+        return False
+    if value == "refuse-unisolated":
+        return True
+    raise SettingsError(f"MIGRATION_SAFE_FORKS must be review or refuse-unisolated, not {value!r}")
 
 
 def required(env: Mapping[str, str], name: str) -> str:

@@ -11,6 +11,7 @@ from migration_safe.app.commands import command_state, handle_command
 from migration_safe.app.events import CommandJob, ReviewJob, job_from_dict
 from migration_safe.app.github import GitHubApp
 from migration_safe.app.settings import AppSettings, settings_from_environment
+from migration_safe.engine.isolation import available as isolation_available
 from migration_safe.engine.model import Review
 from migration_safe.engine.review import ReviewRequest, run_review
 
@@ -58,6 +59,11 @@ class Worker:
             return None
         target = publish.Target(repo, pull, job.head_sha)
         run = publish.find_or_start_check(target)
+        if self.refuses(pull):
+            publish.fail_check(run, "this pull request comes from a fork, and this service cannot isolate "
+                                    "the code it would run (MIGRATION_SAFE_FORKS=refuse-unisolated; "
+                                    f"sandbox: {'; '.join(isolation_available().describe(network=False))})")
+            return None
         review = self.review(job, repo, pull)
         if not self.current(job, pull):
             run.edit(status="completed", conclusion="cancelled", completed_at=publish.now_dt(),
@@ -75,6 +81,10 @@ class Worker:
         # that fails before this leaves its run in progress, without annotations, for the retry to reuse.
         publish.complete_check(run, review)
         return review
+
+    def refuses(self, pull) -> bool:
+        fork = (pull.head.repo is None or pull.head.repo.full_name != pull.base.repo.full_name)
+        return fork and self.settings.refuse_unisolated_forks and not isolation_available().complete
 
     def review(self, job: ReviewJob, repo, pull) -> Review:
         if not any(f.filename.endswith(".py") and f.status != "removed" for f in pull.get_files()):

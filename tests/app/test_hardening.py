@@ -168,6 +168,30 @@ def test_fork_pr_is_reviewed_from_the_pull_request_event(app_harness, tmp_path):
     assert len(summaries(h)) == 1 and len(h.fake.reviews("acme", "shop", 1)) == 1
 
 
+def test_fork_pr_is_refused_when_policy_says_so_and_isolation_is_missing(app_harness, tmp_path, monkeypatch):
+    h = app_harness
+    monkeypatch.setenv("MIGRATION_SAFE_FORKS", "refuse-unisolated")
+    monkeypatch.setenv("MIGRATION_SAFE_NO_ISOLATION", "1")
+    from migration_safe.engine import isolation
+
+    isolation.available.cache_clear()
+    try:
+        fork = GitProject(tmp_path / "fork")
+        subprocess.run(["git", "clone", "-q", str(h.project.root), str(fork.root)], check=True)
+        fork.git("checkout", "-q", "-b", "nickname")
+        fork.migration("shop", "0002_mixed", MIXED)
+        head = fork.commit("a migration from a fork")
+        h.fake.add_repo("alice", "shop", fork.root, fork=True, installation_id=99)
+        h.fake.open_pull("acme", "shop", head="nickname", head_repo="alice/shop")
+        h.deliver("pull_request", "opened", pull=1)
+        h.work()
+        [run] = runs_of(h, head)
+        assert run["conclusion"] == "failure" and "cannot isolate" in run["output"]["summary"]
+        assert not h.fake.find_requests(path=r"^/acme/shop\.git/")  # nothing fetched, nothing run
+    finally:
+        isolation.available.cache_clear()
+
+
 # ---------------------------------------------------------------- scale
 
 
