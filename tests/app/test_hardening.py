@@ -26,42 +26,10 @@ from migration_safe.app.web import create_app
 
 from projects import GitProject
 from .conftest import SECRET
+from .samples import MIXED, NICKNAME
 from .server import serving
 
 pytestmark = pytest.mark.slow
-
-MIXED = '''
-from django.db import migrations, models
-
-
-def fill(apps, schema_editor):
-    pass
-
-
-class Migration(migrations.Migration):
-    dependencies = [("shop", "0001_initial")]
-
-    operations = [
-        migrations.AddField("customer", "nickname", models.CharField(max_length=50, null=True)),
-        migrations.AddIndex(
-            model_name="product",
-            index=models.Index(fields=["price"], name="product_price_idx"),
-        ),
-        migrations.RunPython(fill, migrations.RunPython.noop),
-    ]
-'''
-
-NICKNAME = '''
-from django.db import migrations, models
-
-
-class Migration(migrations.Migration):
-    dependencies = [("shop", "0001_initial")]
-
-    operations = [
-        migrations.AddField("customer", "nickname", models.CharField(max_length=50, null=True)),
-    ]
-'''
 
 SECONDARY_RATE_LIMIT = {
     "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
