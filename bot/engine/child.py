@@ -152,9 +152,19 @@ def pre_state(loader, targets):
     return state, remaining
 
 
-def build_schema(connection, loader, state, applied):
-    """Create the tables of `state` directly from its models (like syncdb)."""
+def build_schema(connection, loader, state, applied, needed=None):
+    """Create the tables of `state` directly from its models (like syncdb).
+
+    With `needed` (model keys), only those: the tables the new migrations touch
+    and those they reference, rendered from a sub-state, so the cost follows the
+    change, not the size of the project.
+    """
+    from django.db.migrations.state import ProjectState
+
     create_extensions(connection, loader, applied)
+    if needed is not None:
+        state = ProjectState(models={k: m for k, m in state.models.items() if k in needed},
+                             real_apps=state.real_apps)
     apps = state.apps
     with connection.schema_editor() as editor:
         for model in apps.get_models(include_auto_created=False):
@@ -176,6 +186,85 @@ def create_extensions(connection, loader, applied):
                 cursor.execute("CREATE EXTENSION IF NOT EXISTS %s" % connection.ops.quote_name(name))
             except Exception:
                 pass  # untrusted extensions need a superuser: the statements that use it will say so
+
+
+# ------------------------------------------------------------------ which tables the change needs
+
+
+def needed_models(loader, targets, state, runsql_tables):
+    """Models whose tables the targets touch or need, or None when that cannot be known."""
+    from django.db.migrations.utils import resolve_relation
+
+    by_table = {m.options.get("db_table") or f"{k[0]}_{k[1]}": k for k, m in state.models.items()}
+    operations = [op for key in targets for op in database_operations(loader.graph.nodes[key].operations)]
+    if sum(type(op).__name__ == "RunSQL" for op in operations) != runsql_tables.get("count", 0):
+        return None  # RunSQL the parent did not read (operations built in code): tables unknown
+    touched = set()
+    for key in targets:
+        for operation in database_operations(loader.graph.nodes[key].operations):
+            keys = operation_models(operation, key[0], resolve_relation, by_table, runsql_tables)
+            if keys is None:
+                return None
+            touched |= keys
+    touched |= {k for k, m in state.models.items() if references(m, k, resolve_relation) & touched}
+    return forward_closure(state, touched, resolve_relation)
+
+
+def database_operations(operations):
+    for operation in operations:
+        nested = getattr(operation, "database_operations", None)
+        if nested is not None:
+            yield from database_operations(nested)
+        else:
+            yield operation
+
+
+def operation_models(operation, app_label, resolve_relation, by_table, runsql_tables):
+    kind = type(operation).__name__
+    if kind == "RunPython":
+        return set()  # not executed in the sandbox
+    if kind == "RunSQL":
+        tables = runsql_tables.get("tables")
+        return None if runsql_tables.get("unknown") else {by_table[t] for t in tables if t in by_table}
+    keys = set()
+    model_name = getattr(operation, "model_name", None)
+    names = [model_name] if model_name else [getattr(operation, a, None) for a in ("name", "old_name")]
+    keys |= {(app_label, n.lower()) for n in names if isinstance(n, str)}
+    if not keys and kind not in ("CreateExtension", "TrigramExtension", "HStoreExtension"):
+        return None  # an operation we cannot place: build everything
+    fields = [f for _, f in getattr(operation, "fields", [])] + [getattr(operation, "field", None)]
+    for field in fields:
+        if field is not None and getattr(field, "remote_field", None) is not None:
+            keys.add(resolve_relation(field.remote_field.model, app_label, model_name or names[0]))
+    return keys
+
+
+def references(model_state, key, resolve_relation):
+    out = set()
+    for field in model_state.fields.values():
+        remote = getattr(field, "remote_field", None)
+        if remote is not None:
+            out.add(resolve_relation(remote.model, *key))
+            through = getattr(remote, "through", None)
+            if through:
+                out.add(resolve_relation(through, *key))
+    for base in model_state.bases:
+        if isinstance(base, str) and "." in base:
+            out.add(resolve_relation(base, *key))
+    return out
+
+
+def forward_closure(state, keys, resolve_relation):
+    """Add what the models reference (their foreign keys need the tables)."""
+    needed, pending = set(), [k for k in keys if k in state.models]
+    while pending:
+        key = pending.pop()
+        if key in needed:
+            continue
+        needed.add(key)
+        pending.extend(k for k in references(state.models[key], key, resolve_relation)
+                       if k in state.models and k not in needed)
+    return needed
 
 
 # ------------------------------------------------------------------ plan
@@ -494,7 +583,12 @@ def review(request):
     state, applied = pre_state(loader, targets)
     answer["timings"] = {"graph": round(time.monotonic() - started, 3)}
     try:
-        build_schema(connection, loader, state, applied)
+        needed = needed_models(loader, targets, state, request.get("runsql_tables") or {})
+    except Exception:  # an odd operation or relation: the full schema is always right
+        needed = None
+    answer["schema_models"] = None if needed is None else len(needed)
+    try:
+        build_schema(connection, loader, state, applied, needed)
     except Exception as exc:
         raise Fatal("pre-state schema", exc) from exc
     answer["timings"]["schema"] = round(time.monotonic() - started, 3)

@@ -12,8 +12,10 @@ from migration_safe.engine import discover, install
 from migration_safe.engine.assemble import operations_from_child, operations_from_file
 from migration_safe.engine.database import DatabaseError, Server, server_from_environment
 from migration_safe.engine.model import (
-    Acknowledgement, ColumnInfo, MigrationFile, PhaseOverride, Review, TableInfo,
+    Acknowledgement, ColumnInfo, MigrationFile, ParsedOperation, PhaseOverride, Review, StatementKind,
+    TableInfo,
 )
+from migration_safe.engine.sql import analyse_all
 from migration_safe.engine.parse import parse_migration
 from migration_safe.engine.sandbox import ChildResult, Limits, run_child
 from migration_safe.engine.verdict import Analysed, decide
@@ -107,12 +109,52 @@ def run_sandbox(tree: Path, files: list[MigrationFile], config: Config,
         server = server_from_environment(request.database_url)
         with server.throwaway() as target:
             child_request = {"root": str(root), "settings": settings, "database": target.as_child_config(),
-                             "targets": [str(tree / f.path) for f in files], "trace": True}
+                             "targets": [str(tree / f.path) for f in files], "trace": True,
+                             "runsql_tables": runsql_tables(files)}
             result = run_child(python, child_request, request.limits,
                                network=not target.host.startswith("/"))
     except DatabaseError as exc:
         return None, None, [f"sandbox database unavailable: {exc}"]
     return result, server, sandbox_notes(result)
+
+
+def runsql_tables(files: list[MigrationFile]) -> dict:
+    """Tables that the new RunSQL operations name, so the sandbox builds only the tables it needs."""
+    tables: set[str] = set()
+    count, unknown = 0, False
+    for file in files:
+        for operation in database_operations(file.operations):
+            if operation.type != "RunSQL":
+                continue
+            count += 1
+            texts = sql_texts(operation.arg("sql", position=0))
+            if texts is None:
+                unknown = True
+                continue
+            for statement in (s for text in texts for s in analyse_all(text)):
+                if statement.kind is StatementKind.UNPARSED:
+                    unknown = True
+                tables.update(t for t in (statement.table, statement.rename_from) if t)
+    return {"tables": sorted(tables), "count": count, "unknown": unknown}
+
+
+def database_operations(operations: list[ParsedOperation]):
+    for operation in operations:
+        if operation.type == "SeparateDatabaseAndState":
+            yield from database_operations(operation.nested.get("database_operations", []))
+        else:
+            yield operation
+
+
+def sql_texts(arg) -> list[str] | None:
+    value = arg.literal() if arg else None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        texts = [v if isinstance(v, str) else v[0] if isinstance(v, (list, tuple)) and v else None
+                 for v in value]
+        return texts if all(isinstance(t, str) for t in texts) else None
+    return None
 
 
 def sandbox_notes(result: ChildResult) -> list[str]:

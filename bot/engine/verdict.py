@@ -61,14 +61,18 @@ def decide(migrations: list[Analysed], config: Config, pg_major: int,
 def apply_overrides(migrations: list[Analysed], overrides: dict[str, PhaseOverride],
                     phases: dict[str, Phase | None], splits: dict[str, bool],
                     config: Config) -> dict[str, PhaseOverride]:
-    """A human's phase wins where it is safe; an unsafe one is ignored (and was refused when given)."""
+    """A declared phase, then a human's, wins where it is safe; an unsafe one is ignored (MS113, or
+    refused when given by command)."""
     applied = {}
     for item in migrations:
-        override = overrides.get(item.file.label)
-        if override and refuse_phase(phases[item.file.label], override.phase,
-                                     touches_large(item.operations, config)) is None:
-            phases[item.file.label] = override.phase
-            applied[item.file.label] = override
+        label, declared = item.file.label, item.file.declared_phase
+        large = touches_large(item.operations, config)
+        if declared and refuse_phase(phases[label], declared.phase, large) is None:
+            phases[label] = declared.phase  # the file's own declaration, where it is safe (else MS113)
+        override = overrides.get(label)
+        if override and refuse_phase(phases[label], override.phase, large) is None:
+            phases[label] = override.phase
+            applied[label] = override
     return applied
 
 
@@ -89,6 +93,9 @@ def created_by_review(migrations: list[Analysed]) -> tuple[set[str], set[tuple[s
                               if lock.new_in_review and lock.kind == "table")
                 if statement.kind is StatementKind.CREATE_TABLE and statement.table:
                     tables.add(statement.table)
+                if statement.kind is StatementKind.RENAME and statement.rename_object == "table" \
+                        and statement.rename_from in tables:
+                    tables.add(statement.rename_to)  # a new table keeps being new under its new name
                 columns.update((statement.table, a.column) for a in statement.actions
                                if a.action == "add_column")
     return tables, columns, models

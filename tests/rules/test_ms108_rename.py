@@ -62,11 +62,6 @@ def test_renaming_what_this_change_creates_does_not_fire(shop):
     assert not findings(result, "0003_voucher", "MS108"), describe(result, "0003_voucher")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/engine/verdict.py created_by_review() learns a new table's later names only from lock "
-    "events, and a rename under a lock the transaction already holds records none: after "
-    "CreateModel + RenameModel, shop_voucher counts as an existing production table and the "
-    "AlterModelTable is flagged (following RENAME statements there would fix it)"))
 def test_a_new_table_stays_new_after_a_rename(shop):
     migration(shop, "0002_voucher", source('''
         migrations.CreateModel("Coupon", fields=[("id", models.BigAutoField(primary_key=True))]),

@@ -62,9 +62,6 @@ def test_a_declaration_that_agrees_is_silent(shop):
         assert not findings(result, name, "MS113"), describe(result, name)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/engine/verdict.py never applies MigrationFile.declared_phase: DESIGN says a declared phase "
-    "wins when it is safe (refuse_phase returns None), but the computed phase is reported instead"))
 def test_a_safe_declared_phase_wins(shop):
     # a backfill of a small table may run right after the deploy instead of asynchronously
     migration(shop, "0002_backfill", source(
