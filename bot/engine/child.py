@@ -430,7 +430,7 @@ class Tracer:
         with self.connection.cursor() as cursor:
             before = self.relations(cursor)
             cursor.execute("BEGIN")
-            held = set()
+            held, previous = set(), before
             try:
                 for trace in traces:
                     cursor.execute(trace["sql"])
@@ -441,7 +441,9 @@ class Tracer:
                                       for oid, mode in sorted(now - held)
                                       if oid in names or oid in before]
                     held |= now
-                    trace["rewrites"] = self.rewrites(before, names)
+                    # against the state just before this statement: an earlier rewrite is not this one's
+                    trace["rewrites"] = self.rewrites(previous, names)
+                    previous = names
             except Exception as exc:
                 self.record_error(trace, exc, alone=not atomic)
             finally:

@@ -37,10 +37,6 @@ def test_rewriting_type_changes_fire_and_widening_does_not(shop):
     assert "Expand and contract" in price.safe_alternative
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/engine/child.py Tracer.traced_transaction compares relfilenodes with the start of the "
-    "transaction, so in an atomic migration every statement after a rewrite reports that rewrite "
-    "again: the varchar widening below is reported as rewriting shop_product"))
 def test_widening_after_a_rewrite_in_the_same_migration_does_not_fire(shop):
     text = migration(shop, "0002_mixed", source('''
         migrations.AlterField("product", "price", models.BigIntegerField()),
