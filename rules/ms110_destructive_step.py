@@ -1,5 +1,5 @@
 """MS110: dropping a column or a table, correctly placed after the deploy."""
-from migration_safe.engine.model import Phase, Severity, StatementKind
+from migration_safe.engine.model import Severity, StatementKind
 
 from .base import Rule
 from .context import MigrationContext, alter_actions

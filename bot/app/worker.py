@@ -11,6 +11,7 @@ from migration_safe.app.commands import command_state, handle_command
 from migration_safe.app.events import CommandJob, ReviewJob, job_from_dict
 from migration_safe.app.github import GitHubApp
 from migration_safe.app.settings import AppSettings, settings_from_environment
+from migration_safe.config import ConfigError
 from migration_safe.engine.isolation import available as isolation_available
 from migration_safe.engine.model import Review
 from migration_safe.engine.review import ReviewRequest, run_review
@@ -64,7 +65,11 @@ class Worker:
                                     "the code it would run (MIGRATION_SAFE_FORKS=refuse-unisolated; "
                                     f"sandbox: {'; '.join(isolation_available().describe(network=False))})")
             return None
-        review = self.review(job, repo, pull)
+        try:
+            review = self.review(job, repo, pull)
+        except ConfigError as exc:  # the PR's own file is wrong: say so at once, retrying cannot help
+            publish.fail_check(run, f"the configuration is invalid: {exc}")
+            return None
         if not self.current(job, pull):
             run.edit(status="completed", conclusion="cancelled", completed_at=publish.now_dt(),
                      output={"title": "Superseded by a newer push", "summary": "A newer head is reviewed."})

@@ -101,7 +101,7 @@ def summary(log: str) -> str:
 
 def _seal(target: Path) -> None:
     """Owned by us again, readable by every later review's user, writable by none."""
-    for directory, dirs, files in os.walk(target):
+    for directory, _dirs, files in os.walk(target):
         for name in [directory, *(os.path.join(directory, f) for f in files)]:
             with contextlib.suppress(OSError):
                 os.chown(name, os.geteuid(), os.getegid(), follow_symlinks=False)

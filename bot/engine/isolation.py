@@ -189,7 +189,7 @@ def give_tree(path: str, isolation: Isolation) -> None:
     """Make a throwaway copy the child's own."""
     if isolation.uid is None:
         return
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         os.chown(root, isolation.uid, isolation.gid)
         for name in files:
             os.chown(os.path.join(root, name), isolation.uid, isolation.gid, follow_symlinks=False)

@@ -61,3 +61,19 @@ def test_pr_without_migrations_gets_a_quick_success(app_harness):
     [run] = h.run()
     assert run["conclusion"] == "success" and "No migrations" in run["output"]["title"]
     assert h.fake.issue_comments("acme", "shop", 1) == []
+
+
+def test_broken_config_file_fails_the_check_with_its_message(app_harness):
+    h = app_harness
+    h.project.git("checkout", "-q", "feature")
+    h.project.write(".github/migration-safe.yml", "tables:\n  large: [unclosed\n")
+    h.project.migration("shop", "0002_nickname", NICKNAME)
+    h.project.commit("config")
+    h.project.git("checkout", "-q", "main")
+    h.fake.open_pull("acme", "shop", head="feature", base="main")
+    h.deliver("pull_request", "opened", pull=1)
+    h.work()
+    [run] = h.run()
+    assert run["conclusion"] == "failure"
+    assert ".github/migration-safe.yml" in run["output"]["summary"] and "YAML" in run["output"]["summary"]
+    assert len(h.queue.failed_job_registry) == 0  # answered at once, not retried
