@@ -1,7 +1,8 @@
-"""migration-safe command line: check | demo | rules | explain | serve | worker."""
+"""migration-safe command line: check | fix | demo | rules | explain | serve | worker."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from migration_safe.config import ConfigError
+from migration_safe.engine.autofix import plan_fixes
 from migration_safe.engine.discover import GitError, WORKTREE, git, resolve
 from migration_safe.engine.review import ReviewRequest, SetupError, run_review
 from migration_safe.report import FORMATS
@@ -51,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--format", choices=sorted(FORMATS), default="text")
     demo.add_argument("--keep", metavar="DIR", help="build the sample repository here and keep it")
     demo.set_defaults(run=run_demo)
+    fix = commands.add_parser("fix", help="rewrite the new migrations into their safe form")
+    add_review_arguments(fix)
+    fix.add_argument("--diff", action="store_true", help="only print the changes as a unified diff")
+    fix.set_defaults(run=run_fix)
     serve = commands.add_parser("serve", help="run the webhook service (development server)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
@@ -66,32 +72,60 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_check_arguments(check: argparse.ArgumentParser) -> None:
-    check.add_argument("--repo", default=".", help="the project's git repository (default: .)")
-    check.add_argument("--base", help="revision the change starts from (default: origin/HEAD, main…)")
-    check.add_argument("--head", default="HEAD", help=f"revision to review, or {WORKTREE} for the "
-                                                      "uncommitted working tree (default: HEAD)")
+    add_review_arguments(check)
     check.add_argument("--format", choices=sorted(FORMATS), default="text")
     check.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
-    check.add_argument("--config", metavar="FILE", help="config file (default: .github/migration-safe.yml)")
-    check.add_argument("--database-url", help="external PostgreSQL admin URL (default: "
-                                              "$MIGRATION_SAFE_DATABASE_URL, else the embedded server)")
-    check.add_argument("--python", help="interpreter that runs the project (default: config, else this one)")
     check.add_argument("--no-sql", action="store_true", help="text format: leave the SQL out")
-    check.add_argument("--install", action="store_true",
-                       help="first run the config's `install:` commands into a cached, sandboxed virtualenv")
 
 
-def run_check(args: argparse.Namespace) -> int:
+def add_review_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", default=".", help="the project's git repository (default: .)")
+    parser.add_argument("--base", help="revision the change starts from (default: origin/HEAD, main…)")
+    parser.add_argument("--head", default="HEAD", help=f"revision to review, or {WORKTREE} for the "
+                                                       "uncommitted working tree (default: HEAD)")
+    parser.add_argument("--config", metavar="FILE", help="config file (default: .github/migration-safe.yml)")
+    parser.add_argument("--database-url", help="external PostgreSQL admin URL (default: "
+                                               "$MIGRATION_SAFE_DATABASE_URL, else the embedded server)")
+    parser.add_argument("--python", help="interpreter that runs the project (default: config, else this one)")
+    parser.add_argument("--install", action="store_true",
+                        help="first run the config's `install:` commands into a cached, sandboxed virtualenv")
+
+
+def run_fix(args: argparse.Namespace) -> int:
+    """Review, then write (or print) the safe rewrites: local fixes and one migration per phase."""
+    review = review_from_args(args)
+    plan = plan_fixes(review)
     repo = Path(args.repo)
-    if not (repo / ".git").exists() and not repo.joinpath(".git").is_file():
+    for path, content in sorted(plan.files.items()):
+        target = repo / path
+        before = target.read_text(encoding="utf-8") if target.exists() else ""
+        if args.diff:
+            sys.stdout.writelines(difflib.unified_diff(before.splitlines(keepends=True),
+                                                       content.splitlines(keepends=True),
+                                                       f"a/{path}", f"b/{path}"))
+        else:
+            target.write_text(content, encoding="utf-8")
+    for line in plan.done:
+        print(f"fixed: {line}", file=sys.stderr)
+    for line in plan.left:
+        print(f"left for you: {line}", file=sys.stderr)
+    return EXIT_BLOCKING if plan.left else EXIT_OK
+
+
+def review_from_args(args: argparse.Namespace):
+    repo = Path(args.repo)
+    if not (repo / ".git").exists():
         try:
             git(repo, "rev-parse", "--git-dir")
         except GitError:
             raise SetupError(f"{repo} is not a git repository") from None
-    base = args.base or default_base(repo)
-    review = run_review(ReviewRequest(repo=repo, base=base, head=args.head, config_path=args.config,
-                                      database_url=args.database_url, python=args.python,
-                                      install=args.install))
+    return run_review(ReviewRequest(repo=repo, base=args.base or default_base(repo), head=args.head,
+                                    config_path=args.config, database_url=args.database_url,
+                                    python=args.python, install=args.install))
+
+
+def run_check(args: argparse.Namespace) -> int:
+    review = review_from_args(args)
     emit(review, args.format, args.output, show_sql=not args.no_sql)
     return EXIT_BLOCKING if review.blocking else EXIT_OK
 

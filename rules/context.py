@@ -24,6 +24,14 @@ class MigrationContext:
     files: dict[str, MigrationFile] = field(default_factory=dict)  # label -> file, this review
     phase: Phase | None = None  # this migration's computed phase (None: needs split)
     notes: list[str] = field(default_factory=list)  # sandbox remarks about this migration
+    django_version: str | None = None  # the project's, as the sandbox saw it
+
+    @property
+    def django_major(self) -> int:
+        try:
+            return int((self.django_version or "0").split(".")[0])
+        except ValueError:
+            return 0
 
     def existing(self, table: str | None) -> bool:
         """The table exists in production before this change (not created by the review)."""

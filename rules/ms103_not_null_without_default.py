@@ -1,4 +1,5 @@
 """MS103: a NOT NULL column added without a database default."""
+from migration_safe.engine.fixes import db_default_instead_of_default
 from migration_safe.engine.model import Severity
 
 from .base import Rule
@@ -21,7 +22,15 @@ def check(ctx: MigrationContext):
         elif (statement.table, action.column) in dropped:
             yield ctx.finding(RULE, operation, f"Column {action.column} of {statement.table} is added NOT "
                               "NULL with a temporary default that Django drops at once: old code's INSERTs, "
-                              "which do not know the column, fail from then on.", alternative=ALTERNATIVE)
+                              "which do not know the column, fail from then on.", alternative=ALTERNATIVE,
+                              suggestion=suggestion(ctx, operation))
+
+
+def suggestion(ctx: MigrationContext, operation) -> str | None:
+    """`db_default` keeps the default in the database (Django 5.0+)."""
+    if ctx.django_major < 5 or operation.parsed is None or not ctx.migration.source:
+        return None
+    return db_default_instead_of_default(ctx.migration.source, operation.parsed)
 
 
 def static_check(ctx: MigrationContext):

@@ -108,6 +108,7 @@ class MigrationFile:
     run_before: list[tuple[str, str]] = field(default_factory=list)
     operations: list[ParsedOperation] = field(default_factory=list)
     declared_phase: DeclaredPhase | None = None
+    source: str = field(default="", repr=False)  # the file's text, for rewrites
 
     @property
     def key(self) -> tuple[str, str]:

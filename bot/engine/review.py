@@ -65,8 +65,10 @@ def read_migrations(tree: Path, changed: list[discover.ChangedFile], config: Con
         except (OSError, UnicodeDecodeError) as exc:
             text = f"# unreadable: {exc}"
         if discover.looks_like_migration(change.path, text):
-            files.append(parse_migration(text, change.path, discover.guess_app_label(change.path),
-                                         PurePosixPath(change.path).stem, change.status))
+            file = parse_migration(text, change.path, discover.guess_app_label(change.path),
+                                   PurePosixPath(change.path).stem, change.status)
+            file.source = text
+            files.append(file)
     return files
 
 
@@ -82,8 +84,9 @@ def review_files(tree: Path, files: list[MigrationFile], config: Config, request
     answer = result.answer if result and result.answer and "fatal" not in result.answer else None
     pg_major = config.postgres_version or (server.major if server else 16)
     analysed = analyse(files, answer, notes, tree)
+    django_version = answer.get("django_version") if answer else None
     review = Review(migrations=decide(analysed, config, pg_major, request.acknowledgements,
-                                      request.overrides), notes=notes)
+                                      request.overrides, django_version), notes=notes)
     if result is not None and not result.isolated:
         review.notes.append("sandbox: " + "; ".join(result.isolation))
     if answer:

@@ -29,7 +29,8 @@ class Analysed:
 
 def decide(migrations: list[Analysed], config: Config, pg_major: int,
            acknowledgements: list[Acknowledgement] = (),
-           overrides: dict[str, PhaseOverride] | None = None) -> list[MigrationVerdict]:
+           overrides: dict[str, PhaseOverride] | None = None,
+           django_version: str | None = None) -> list[MigrationVerdict]:
     new_tables, new_columns, new_models = created_by_review(migrations)
     placement = Placement(config, new_tables, new_columns)
     phases: dict[str, Phase | None] = {}
@@ -47,7 +48,7 @@ def decide(migrations: list[Analysed], config: Config, pg_major: int,
             migration=item.file, operations=item.operations, config=config, sql_known=item.sql_known,
             pg_major=pg_major, tables_before=item.tables_before, new_tables=new_tables,
             new_models=new_models, phases=phases, files=files, phase=phases[item.file.label],
-            notes=item.notes)
+            notes=item.notes, django_version=django_version)
         findings = run_rules(ctx, config)
         acknowledge(findings, item.file.label, acknowledgements)
         verdicts.append(MigrationVerdict(

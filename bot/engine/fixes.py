@@ -1,0 +1,100 @@
+"""Safe rewrites of one operation, as code (libcst), keeping the file's formatting and comments.
+
+A rewrite returns the new text of the operation's lines (line..end_line), so
+it can be a GitHub ```suggestion or be applied to the file as is.
+"""
+from __future__ import annotations
+
+import ast
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from migration_safe.engine.model import ParsedOperation
+
+
+def db_default_instead_of_default(source: str, operation: ParsedOperation) -> str | None:
+    """AddField(..., field=X(default=<constant>), preserve_default=False) -> X(db_default=<constant>).
+
+    Django >= 5.0: the database keeps the default, so old code's INSERTs that
+    leave the column out keep working. Only constants: a callable default is
+    evaluated in Python and has no database equivalent.
+    """
+    if operation.type != "AddField":
+        return None
+    return rewrite_call(source, operation, _DbDefault())
+
+
+def rewrite_call(source: str, operation: ParsedOperation, transformer: "_CallRewriter") -> str | None:
+    try:
+        wrapper = MetadataWrapper(cst.parse_module(source))
+    except cst.ParserSyntaxError:
+        return None
+    transformer.bind(wrapper.resolve(PositionProvider), operation.line, operation.end_line)
+    new_module = wrapper.module.visit(transformer)
+    if not transformer.changed:
+        return None
+    old_lines, new_lines = source.splitlines(), new_module.code.splitlines()
+    delta = len(new_lines) - len(old_lines)
+    return "\n".join(new_lines[operation.line - 1: operation.end_line + delta])
+
+
+def apply_suggestion(source: str, line: int, end_line: int, replacement: str) -> str:
+    lines = source.splitlines(keepends=True)
+    ending = "\n" if lines and lines[end_line - 1].endswith("\n") else ""
+    return "".join(lines[: line - 1]) + replacement + ending + "".join(lines[end_line:])
+
+
+class _CallRewriter(cst.CSTTransformer):
+    """Rewrites the one operation call that starts on the operation's first line."""
+
+    def __init__(self) -> None:
+        self.changed = False
+        self.positions = {}
+        self.span = (0, 0)
+
+    def bind(self, positions, line: int, end_line: int) -> None:
+        self.positions, self.span = positions, (line, end_line)
+
+    def is_target(self, node: cst.Call) -> bool:
+        position = self.positions.get(node)
+        return position is not None and (position.start.line, position.end.line) == self.span
+
+
+class _DbDefault(_CallRewriter):
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+        if not self.is_target(original):
+            return updated
+        args, field_done = [], False
+        for arg in updated.args:
+            name = arg.keyword.value if arg.keyword else None
+            if name == "preserve_default":
+                continue
+            if (name == "field" or (name is None and len(args) == 2)) and isinstance(arg.value, cst.Call):
+                new_value = _rename_default(arg.value)
+                if new_value is not None:
+                    arg, field_done = arg.with_changes(value=new_value), True
+            args.append(arg)
+        if not field_done:
+            return updated
+        self.changed = True
+        if args:
+            args[-1] = args[-1].with_changes(comma=updated.args[-1].comma)
+        return updated.with_changes(args=args)
+
+
+def _rename_default(field: cst.Call) -> cst.Call | None:
+    args = list(field.args)
+    for index, arg in enumerate(args):
+        if arg.keyword and arg.keyword.value == "default" and _is_constant(arg.value):
+            args[index] = arg.with_changes(keyword=cst.Name("db_default"))
+            return field.with_changes(args=args)
+    return None
+
+
+def _is_constant(node: cst.BaseExpression) -> bool:
+    try:
+        ast.literal_eval(cst.Module(body=[]).code_for_node(node))
+        return True
+    except (ValueError, SyntaxError):
+        return False

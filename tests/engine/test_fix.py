@@ -1,0 +1,84 @@
+"""`migration-safe fix`: the rewrites it writes pass their own review."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from migration_safe.cli import main
+from migration_safe.engine.review import ReviewRequest, run_review
+
+pytestmark = pytest.mark.slow
+
+SKU = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+
+    operations = [
+        migrations.AddField(
+            model_name="product",
+            name="sku",
+            # shown on invoices
+            field=models.CharField(default="", max_length=32),
+            preserve_default=False,
+        ),
+    ]
+'''
+
+MIXED = '''
+from django.db import migrations, models
+
+
+def fill(apps, schema_editor):
+    apps.get_model("shop", "Order").objects.filter(note=None).update(note="")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0002_sku")]
+
+    operations = [
+        migrations.AddField("order", "note", models.TextField(null=True)),
+        migrations.RunPython(fill, migrations.RunPython.noop),
+    ]
+'''
+
+
+def models_with_head_fields(shop):
+    models = (shop.root / "shop" / "models.py").read_text()
+    models = models.replace("    legacy_code = models.CharField(max_length=20, null=True)\n",
+                            "    legacy_code = models.CharField(max_length=20, null=True)\n"
+                            "    sku = models.CharField(max_length=32, db_default='')\n")
+    models = models.replace("    quantity = models.IntegerField()\n",
+                            "    quantity = models.IntegerField()\n    note = models.TextField(null=True)\n")
+    shop.write("shop/models.py", models)
+
+
+def test_fix_rewrites_and_splits_until_the_review_is_clean(shop, capsys):
+    models_with_head_fields(shop)
+    shop.migration("shop", "0002_sku", SKU)
+    shop.migration("shop", "0003_note", MIXED)
+    shop.commit()
+    before = run_review(ReviewRequest(repo=shop.root, base=shop.base))
+    assert before.blocking
+
+    assert main(["fix", "--repo", str(shop.root), "--base", shop.base, "--diff"]) == 0
+    diff = capsys.readouterr().out
+    assert '+            field=models.CharField(db_default="", max_length=32),' in diff
+    assert "-            preserve_default=False," in diff
+    assert "+++ b/shop/migrations/0003_note_deferred.py" in diff
+    assert "preserve_default" in (shop.root / "shop/migrations/0002_sku.py").read_text()  # --diff wrote nothing
+
+    assert main(["fix", "--repo", str(shop.root), "--base", shop.base]) == 0
+    fixed = (shop.root / "shop/migrations/0002_sku.py").read_text()
+    assert "# shown on invoices" in fixed and 'db_default=""' in fixed
+    after = run_review(ReviewRequest(repo=shop.root, base=shop.base, head="WORKTREE"))
+    assert not after.blocking, [(m.file.label, [f.rule for f in m.findings if f.blocks]) for m in after.migrations]
+    assert {m.file.name: m.phase.value for m in after.migrations} == {
+        "0002_sku": "pre-deploy", "0003_note": "pre-deploy", "0003_note_deferred": "deferred"}
+    check = subprocess.run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
+                           cwd=shop.root, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
