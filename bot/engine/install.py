@@ -20,7 +20,7 @@ from pathlib import Path
 
 from migration_safe.engine.database import cache_dir
 from migration_safe.engine.isolation import give_tree, lease
-from migration_safe.engine.sandbox import Limits, child_environment, execute, traversable
+from migration_safe.engine.sandbox import Limits, child_environment, execute, interpreter_paths, traversable
 
 DEPENDENCY_FILES = ("requirements*.txt", "requirements/*.txt", "requirements/*.in", "constraints*.txt",
                     "pyproject.toml", "poetry.lock", "Pipfile", "Pipfile.lock", "uv.lock", "setup.py",
@@ -76,7 +76,7 @@ def build(root: Path, commands: list[str], python: str, target: Path, limits: Li
             steps = [*commands, f"python -c \"{DRIVER_CHECK}\" || pip install 'psycopg[binary]>=3.1'"]
             for number, command in enumerate(steps, start=1):
                 outcome = execute(["/bin/sh", "-c", command], workdir / "project", env, workdir / f"{number}.log",
-                                  limits, True, isolation, (str(workdir), str(target)))
+                                  limits, True, isolation, (str(workdir), str(target), *interpreter_paths(python)))
                 if outcome.start_error or outcome.limit or outcome.returncode != 0:
                     reason = outcome.start_error or (f"{outcome.limit} limit" if outcome.limit
                                                      else f"exit status {outcome.returncode}")

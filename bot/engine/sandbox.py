@@ -61,7 +61,7 @@ def run_isolated(python: str, request: dict, limits: Limits, network: bool, isol
         request_path, answer_path = workdir / "request.json", workdir / "answer.json"
         request_path.write_text(json.dumps(moved))
         give_tree(str(workdir), isolation)
-        keep = (str(workdir), request["database"].get("host") or "")
+        keep = (str(workdir), request["database"].get("host") or "", *interpreter_paths(python), str(CHILD))
         result = run(python, copy, request_path, answer_path, workdir / "child.log", workdir / "home",
                      limits, network, isolation, keep)
         result.isolated = isolation.complete and not network
@@ -108,6 +108,12 @@ def execute(command: list[str], cwd: Path, env: dict[str, str], log_path: Path, 
         limit = wait(proc, limits)
         sweep_session(proc.pid)
     return Outcome(proc.returncode, limit, read_tail(log_path, limits.log_bytes))
+
+
+def interpreter_paths(python: str) -> tuple[str, ...]:
+    """Where the interpreter and its packages live: a private /tmp must not hide them."""
+    executable = Path(python)
+    return (str(executable.parent.parent), os.path.realpath(python))
 
 
 def relocate(path: str, old_root: str, new_root) -> str:
