@@ -520,8 +520,8 @@ class Generator:
         m.operations.append(create_model_source(model))
         return model.name.lower()
 
-    HISTORY = {"op_add_field": 30, "op_add_fk": 6, "op_alter_field": 15, "op_add_index": 12,
-               "op_add_constraint": 8, "op_run_python": 10, "op_remove_field": 8, "op_rename_field": 4,
+    HISTORY = {"op_add_field": 32, "op_add_fk": 6, "op_alter_field": 15, "op_add_index": 12,
+               "op_add_constraint": 8, "op_run_python": 10, "op_remove_field": 8, "op_rename_field": 2,
                "op_remove_index": 3, "op_create_model": 4}
     # What a pull request adds: more data migrations and risky changes than the history.
     PULL_REQUEST = {"op_add_field": 22, "op_add_required_field": 8, "op_add_fk": 6, "op_alter_field": 15,
