@@ -152,19 +152,9 @@ def pre_state(loader, targets):
     return state, remaining
 
 
-def build_schema(connection, loader, state, applied, needed=None):
-    """Create the tables of `state` directly from its models (like syncdb).
-
-    With `needed` (model keys), only those: the tables the new migrations touch
-    and those they reference, rendered from a sub-state, so the cost follows the
-    change, not the size of the project.
-    """
-    from django.db.migrations.state import ProjectState
-
+def build_schema(connection, loader, state, applied):
+    """Create the tables of `state` directly from its models (like syncdb)."""
     create_extensions(connection, loader, applied)
-    if needed is not None:
-        state = ProjectState(models={k: m for k, m in state.models.items() if k in needed},
-                             real_apps=state.real_apps)
     apps = state.apps
     with connection.schema_editor() as editor:
         for model in apps.get_models(include_auto_created=False):
@@ -208,6 +198,15 @@ def needed_models(loader, targets, state, runsql_tables):
             touched |= keys
     touched |= {k for k, m in state.models.items() if references(m, k, resolve_relation) & touched}
     return forward_closure(state, touched, resolve_relation)
+
+
+def sub_state(state, needed):
+    """Only the tables the new migrations touch and those they reference, so the cost follows the
+    change, not the size of the project."""
+    from django.db.migrations.state import ProjectState
+
+    return ProjectState(models={k: m for k, m in state.models.items() if k in needed},
+                        real_apps=state.real_apps)
 
 
 def database_operations(operations):
@@ -589,8 +588,12 @@ def review(request):
     except Exception:  # an odd operation or relation: the full schema is always right
         needed = None
     answer["schema_models"] = None if needed is None else len(needed)
+    if needed is not None:
+        # The new migrations only touch these: Django re-renders what a change relates to after
+        # every operation, so a small state keeps that cost proportional to the change.
+        state = sub_state(state, needed)
     try:
-        build_schema(connection, loader, state, applied, needed)
+        build_schema(connection, loader, state, applied)
     except Exception as exc:
         raise Fatal("pre-state schema", exc) from exc
     answer["timings"]["schema"] = round(time.monotonic() - started, 3)
