@@ -153,14 +153,17 @@ def pre_state(loader, targets):
 
 
 def build_schema(connection, loader, state, applied):
-    """Create the tables of `state` directly from its models (like syncdb)."""
+    """Create the tables of `state` directly from its models (like syncdb), in one round trip."""
     create_extensions(connection, loader, applied)
     apps = state.apps
-    with connection.schema_editor() as editor:
+    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
         for model in apps.get_models(include_auto_created=False):
             meta = model._meta
             if meta.managed and not meta.proxy and not meta.swapped:
                 editor.create_model(model)
+    if editor.collected_sql:
+        with connection.cursor() as cursor:
+            cursor.execute("\n".join(editor.collected_sql))
 
 
 def create_extensions(connection, loader, applied):
