@@ -15,7 +15,8 @@ from migration_safe.app.command_parser import Command, commands_in, help_text
 from migration_safe.app.events import CommandJob, ReviewJob
 from migration_safe.engine.model import Acknowledgement, PhaseOverride, Review
 from migration_safe.engine.phases import refuse_phase, touches_large
-from migration_safe.engine.split import SplitError, chain_end, split_migration
+from migration_safe.engine.autofix import chain_end_of
+from migration_safe.engine.split import SplitError, split_migration
 from migration_safe_rules import catalogue
 
 log = logging.getLogger(__name__)
@@ -200,13 +201,9 @@ def split_files(verdict, review: Review, read: Callable[[str], str | None]):
     source = read(verdict.file.path)
     if source is None or any(op.phase is None for op in verdict.operations):
         return []
-    app = verdict.file.app_label
-    chain = {m.file.name: [d[1] for d in m.file.dependencies if d[0] == app]
-             for m in review.migrations if m.file.app_label == app}
     try:
-        return split_migration(source, verdict.file.path, app, verdict.file.name,
-                               [op.phase for op in verdict.operations],
-                               after=chain_end(verdict.file.name, chain))
+        return split_migration(source, verdict.file.path, verdict.file.app_label, verdict.file.name,
+                               [op.phase for op in verdict.operations], after=chain_end_of(verdict, review))
     except (SplitError, ValueError):
         return []
 

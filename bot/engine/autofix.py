@@ -1,11 +1,20 @@
-"""Review -> the files that fix it: local rewrites, then one migration per phase where needed."""
+"""Review -> the files that fix it: local rewrites, concurrent indexes, one migration per phase.
+
+Parts that a fix adds go to the end of their app's chain, ordered by phase
+(pre-deploy, post-deploy, deferred), so the app keeps a single leaf and no
+part depends on one of a later phase.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from migration_safe.engine.fixes import apply_suggestion
-from migration_safe.engine.model import MigrationVerdict, Review
-from migration_safe.engine.split import SplitError, chain_end, split_migration
+from migration_safe.engine.model import MigrationVerdict, Phase, Review
+from migration_safe.engine.phases import latest
+from migration_safe.engine.split import (
+    SplitError, chain_end, concurrent_indexes, concurrent_part_name, later_part_name, split_migration,
+    split_phases,
+)
 
 
 @dataclass
@@ -15,14 +24,27 @@ class FixPlan:
     left: list[str] = field(default_factory=list)  # blocking findings with no automatic fix
 
 
+@dataclass
+class _Fix:
+    verdict: MigrationVerdict
+    source: str
+    kind: str  # "split" | "index"
+    appended: list[tuple[Phase, str]]  # (phase, name) of the parts added to the app's chain
+    indices: list[int] = field(default_factory=list)  # "index": the AddIndex operations
+
+
 def plan_fixes(review: Review) -> FixPlan:
     plan = FixPlan()
+    fixes = [fix for verdict in review.migrations
+             if (fix := choose(verdict, apply_local(verdict, plan))) is not None]
+    anchors = chain_anchors(review, fixes)
+    for fix in fixes:
+        generate(fix, anchors, plan)
+    fixed = {(f.verdict.file.label, i) for f in fixes if f.kind == "index" for i in f.indices}
     for verdict in review.migrations:
-        source = apply_local(verdict, plan)
-        if verdict.needs_split:
-            split(verdict, review, source, plan)
         plan.left += [f"{verdict.file.path}:{f.line} {f.rule} {f.message}" for f in verdict.findings
-                      if f.blocks and f.suggestion is None]
+                      if f.blocks and f.suggestion is None
+                      and (verdict.file.label, f.operation_index) not in fixed]
     return plan
 
 
@@ -43,20 +65,70 @@ def apply_local(verdict: MigrationVerdict, plan: FixPlan) -> str:
     return source
 
 
-def split(verdict: MigrationVerdict, review: Review, source: str, plan: FixPlan) -> None:
-    app = verdict.file.app_label
-    chain = {m.file.name: [d[1] for d in m.file.dependencies if d[0] == app]
-             for m in review.migrations if m.file.app_label == app}
-    phases = [op.phase for op in verdict.operations]
-    if any(phase is None for phase in phases):
-        return
+def choose(verdict: MigrationVerdict, source: str) -> _Fix | None:
+    name = verdict.file.name
+    if verdict.needs_split:
+        phases = [op.phase for op in verdict.operations]
+        if any(p is None for p in phases):
+            return None
+        return _Fix(verdict, source, "split", [(p, later_part_name(name, p)) for p in split_phases(phases)])
+    indices = sorted({f.operation_index for f in verdict.findings
+                      if f.rule == "MS101" and f.blocks and f.operation_index is not None
+                      and verdict.operations[f.operation_index].type == "AddIndex"})
+    if not indices or len(verdict.file.operations) != len(verdict.operations):
+        return None
+    moved = len(indices) < len(verdict.operations)
+    phase = latest([verdict.operations[i].phase or Phase.PRE_DEPLOY for i in indices])
+    return _Fix(verdict, source, "index", [(phase, concurrent_part_name(name))] if moved else [], indices)
+
+
+def chain_anchors(review: Review, fixes: list[_Fix]) -> dict[str, str]:
+    """Part name -> the migration it depends on: per app, after the app's leaf, in phase order."""
+    anchors: dict[str, str] = {}
+    by_app: dict[str, list[tuple[Phase, str]]] = {}
+    for fix in fixes:
+        by_app.setdefault(fix.verdict.file.app_label, []).extend(fix.appended)
+    for app, parts in by_app.items():
+        previous = app_leaf(review, app)
+        for _phase, name in sorted(parts, key=lambda part: part[0].order):
+            if previous is not None:
+                anchors[name] = previous
+            previous = name
+    return anchors
+
+
+def generate(fix: _Fix, anchors: dict[str, str], plan: FixPlan) -> None:
+    file = fix.verdict.file
     try:
-        parts = split_migration(source, verdict.file.path, app, verdict.file.name, phases,
-                                after=chain_end(verdict.file.name, chain))
+        if fix.kind == "split":
+            parts = split_migration(fix.source, file.path, file.app_label, file.name,
+                                    [op.phase for op in fix.verdict.operations],
+                                    anchors={phase: anchors.get(name, file.name) for phase, name in fix.appended})
+            plan.done.append(f"{file.path}: split into " + ", ".join(
+                f"{part.name} ({part.phase.value})" for part in parts))
+        else:
+            after = anchors.get(concurrent_part_name(file.name), file.name)
+            parts = concurrent_indexes(fix.source, file.path, file.app_label, file.name, fix.indices,
+                                       len(fix.verdict.operations), after=after)
+            plan.done.append(f"{file.path}: AddIndex built concurrently in {parts[-1].path}")
     except (SplitError, ValueError):
-        plan.left.append(f"{verdict.file.path}: mixes phases and could not be split automatically")
+        plan.left.append(f"{file.path}: could not be rewritten automatically")
         return
     for part in parts:
         plan.files[part.path] = part.source
-    plan.done.append(f"{verdict.file.path}: split into " + ", ".join(
-        f"{part.name} ({part.phase.value})" for part in parts))
+
+
+def app_leaf(review: Review, app: str) -> str | None:
+    """The app's one migration of this review that no other one of it depends on."""
+    names = {m.file.name for m in review.migrations if m.file.app_label == app}
+    depended = {d[1] for m in review.migrations if m.file.app_label == app for d in m.file.dependencies
+                if d[0] == app}
+    leaves = sorted(names - depended)
+    return leaves[0] if len(leaves) == 1 else None
+
+
+def chain_end_of(verdict: MigrationVerdict, review: Review) -> str | None:
+    app = verdict.file.app_label
+    chain = {m.file.name: [d[1] for d in m.file.dependencies if d[0] == app]
+             for m in review.migrations if m.file.app_label == app}
+    return chain_end(verdict.file.name, chain)

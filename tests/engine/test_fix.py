@@ -47,13 +47,38 @@ class Migration(migrations.Migration):
 '''
 
 
+INDEXES = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0003_note")]
+
+    operations = [
+        migrations.AddField("customer", "nickname", models.CharField(max_length=50, null=True)),
+        migrations.AddIndex(
+            model_name="product",
+            index=models.Index(fields=["price"], name="product_price_idx"),  # for the price list
+        ),
+    ]
+'''
+
+
 def models_with_head_fields(shop):
     models = (shop.root / "shop" / "models.py").read_text()
-    models = models.replace("    legacy_code = models.CharField(max_length=20, null=True)\n",
-                            "    legacy_code = models.CharField(max_length=20, null=True)\n"
-                            "    sku = models.CharField(max_length=32, db_default='')\n")
-    models = models.replace("    quantity = models.IntegerField()\n",
-                            "    quantity = models.IntegerField()\n    note = models.TextField(null=True)\n")
+    replacements = {
+        "    email = models.EmailField()\n":
+            "    email = models.EmailField()\n    nickname = models.CharField(max_length=50, null=True)\n",
+        "    legacy_code = models.CharField(max_length=20, null=True)\n":
+            "    legacy_code = models.CharField(max_length=20, null=True)\n"
+            "    sku = models.CharField(max_length=32, db_default='')\n\n"
+            "    class Meta:\n        indexes = [models.Index(fields=['price'], name='product_price_idx')]\n",
+        "    quantity = models.IntegerField()\n":
+            "    quantity = models.IntegerField()\n    note = models.TextField(null=True)\n",
+    }
+    for old, new in replacements.items():
+        assert old in models
+        models = models.replace(old, new)
     shop.write("shop/models.py", models)
 
 
@@ -61,6 +86,7 @@ def test_fix_rewrites_and_splits_until_the_review_is_clean(shop, capsys):
     models_with_head_fields(shop)
     shop.migration("shop", "0002_sku", SKU)
     shop.migration("shop", "0003_note", MIXED)
+    shop.migration("shop", "0004_nickname_and_index", INDEXES)
     shop.commit()
     before = run_review(ReviewRequest(repo=shop.root, base=shop.base))
     assert before.blocking
@@ -78,7 +104,12 @@ def test_fix_rewrites_and_splits_until_the_review_is_clean(shop, capsys):
     after = run_review(ReviewRequest(repo=shop.root, base=shop.base, head="WORKTREE"))
     assert not after.blocking, [(m.file.label, [f.rule for f in m.findings if f.blocks]) for m in after.migrations]
     assert {m.file.name: m.phase.value for m in after.migrations} == {
-        "0002_sku": "pre-deploy", "0003_note": "pre-deploy", "0003_note_deferred": "deferred"}
+        "0002_sku": "pre-deploy", "0003_note": "pre-deploy", "0003_note_deferred": "deferred",
+        "0004_nickname_and_index": "pre-deploy", "0004_nickname_and_index_concurrent_indexes": "pre-deploy"}
+    index_part = (shop.root / "shop/migrations/0004_nickname_and_index_concurrent_indexes.py").read_text()
+    assert "atomic = False" in index_part and "AddIndexConcurrently(" in index_part
+    assert "# for the price list" in index_part and "AddField" not in index_part
+    assert "from django.contrib.postgres.operations import AddIndexConcurrently" in index_part
     check = subprocess.run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
                            cwd=shop.root, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
