@@ -6,6 +6,7 @@ a superuser; both are dropped afterwards, whatever happened in between.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import secrets
@@ -155,6 +156,12 @@ def require_passwords(trust_url: str, data: Path) -> str:
     Give the superuser a password kept in a file only we can read, switch every
     connection to scram-sha-256, and return the admin URL with that password.
     """
+    with open(data.parent / "postgres-admin.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two first runs at once must agree on one password
+        return _require_passwords(trust_url, data)
+
+
+def _require_passwords(trust_url: str, data: Path) -> str:
     secret = data.parent / "postgres-admin.secret"
     hba = data / "pg_hba.conf"
     if hba.read_text().startswith(HBA_MARKER):
