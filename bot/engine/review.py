@@ -11,11 +11,10 @@ from migration_safe.config import Config, load_config
 from migration_safe.engine import discover, install
 from migration_safe.engine.assemble import operations_from_child, operations_from_file
 from migration_safe.engine.database import DatabaseError, Server, server_from_environment
+from migration_safe.engine.hints import runsql_tables
 from migration_safe.engine.model import (
-    Acknowledgement, ColumnInfo, MigrationFile, ParsedOperation, PhaseOverride, Review, StatementKind,
-    TableInfo,
+    Acknowledgement, ColumnInfo, MigrationFile, PhaseOverride, Review, TableInfo,
 )
-from migration_safe.engine.sql import analyse_all
 from migration_safe.engine.parse import parse_migration
 from migration_safe.engine.sandbox import ChildResult, Limits, run_child
 from migration_safe.engine.verdict import Analysed, decide
@@ -86,12 +85,11 @@ def review_files(tree: Path, files: list[MigrationFile], config: Config, request
     analysed = analyse(files, answer, notes, tree)
     django_version = answer.get("django_version") if answer else None
     review = Review(migrations=decide(analysed, config, pg_major, request.acknowledgements,
-                                      request.overrides, django_version), notes=notes)
+                                      request.overrides, django_version), notes=notes,
+                    django_version=django_version,
+                    postgres_version=answer.get("postgres_version") if answer else None)
     if result is not None and not result.isolated:
         review.notes.append("sandbox: " + "; ".join(result.isolation))
-    if answer:
-        review.django_version = answer.get("django_version")
-        review.postgres_version = answer.get("postgres_version")
     return review
 
 
@@ -119,45 +117,6 @@ def run_sandbox(tree: Path, files: list[MigrationFile], config: Config,
     except DatabaseError as exc:
         return None, None, [f"sandbox database unavailable: {exc}"]
     return result, server, sandbox_notes(result)
-
-
-def runsql_tables(files: list[MigrationFile]) -> dict:
-    """Tables that the new RunSQL operations name, so the sandbox builds only the tables it needs."""
-    tables: set[str] = set()
-    count, unknown = 0, False
-    for file in files:
-        for operation in database_operations(file.operations):
-            if operation.type != "RunSQL":
-                continue
-            count += 1
-            texts = sql_texts(operation.arg("sql", position=0))
-            if texts is None:
-                unknown = True
-                continue
-            for statement in (s for text in texts for s in analyse_all(text)):
-                if statement.kind is StatementKind.UNPARSED:
-                    unknown = True
-                tables.update(t for t in (statement.table, statement.rename_from) if t)
-    return {"tables": sorted(tables), "count": count, "unknown": unknown}
-
-
-def database_operations(operations: list[ParsedOperation]):
-    for operation in operations:
-        if operation.type == "SeparateDatabaseAndState":
-            yield from database_operations(operation.nested.get("database_operations", []))
-        else:
-            yield operation
-
-
-def sql_texts(arg) -> list[str] | None:
-    value = arg.literal() if arg else None
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        texts = [v if isinstance(v, str) else v[0] if isinstance(v, (list, tuple)) and v else None
-                 for v in value]
-        return texts if all(isinstance(t, str) for t in texts) else None
-    return None
 
 
 def sandbox_notes(result: ChildResult) -> list[str]:
