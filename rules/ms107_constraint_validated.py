@@ -1,4 +1,5 @@
 """MS107: CHECK or FOREIGN KEY constraint added to an existing table and validated in one step."""
+from migration_safe.engine.fixes import not_valid_instead_of_validated
 from migration_safe.engine.model import Severity
 
 from .base import Rule
@@ -18,7 +19,9 @@ def check(ctx: MigrationContext):
         name = f" {action.constraint}" if action.constraint else ""  # `ADD CHECK (…)` names none
         yield ctx.finding(RULE, operation, f"{kind} constraint{name} on existing table "
                           f"{statement.table} is validated while the table is locked against writes.",
-                          severity=ctx.locking_severity(statement.table))
+                          severity=ctx.locking_severity(statement.table),
+                          suggestion=not_valid_instead_of_validated(ctx.migration.source, operation)
+                          if ctx.migration.source else None)
 
 
 RULE = Rule(

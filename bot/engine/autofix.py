@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from migration_safe.engine.fixes import apply_suggestion
+from migration_safe.engine.fixes import apply_suggestion, validate_migration, validate_statements
 from migration_safe.engine.model import MigrationVerdict, Phase, Review
 from migration_safe.engine.phases import latest
 from migration_safe.engine.split import (
@@ -28,15 +28,15 @@ class FixPlan:
 class _Fix:
     verdict: MigrationVerdict
     source: str
-    kind: str  # "split" | "index"
+    kind: str  # "split" | "index" | "validate"
     appended: list[tuple[Phase, str]]  # (phase, name) of the parts added to the app's chain
     indices: list[int] = field(default_factory=list)  # "index": the AddIndex operations
+    statements: list[str] = field(default_factory=list)  # "validate": VALIDATE CONSTRAINT statements
 
 
 def plan_fixes(review: Review) -> FixPlan:
     plan = FixPlan()
-    fixes = [fix for verdict in review.migrations
-             if (fix := choose(verdict, apply_local(verdict, plan))) is not None]
+    fixes = [fix for verdict in review.migrations for fix in choose(verdict, apply_local(verdict, plan))]
     anchors = chain_anchors(review, fixes)
     for fix in fixes:
         generate(fix, anchors, plan)
@@ -65,13 +65,18 @@ def apply_local(verdict: MigrationVerdict, plan: FixPlan) -> str:
     return source
 
 
-def choose(verdict: MigrationVerdict, source: str) -> _Fix | None:
+def choose(verdict: MigrationVerdict, source: str) -> list[_Fix]:
     name = verdict.file.name
     if verdict.needs_split:
         phases = [op.phase for op in verdict.operations]
         if any(p is None for p in phases):
-            return None
-        return _Fix(verdict, source, "split", [(p, later_part_name(name, p)) for p in split_phases(phases)])
+            return []
+        return [_Fix(verdict, source, "split", [(p, later_part_name(name, p)) for p in split_phases(phases)])]
+    return [fix for fix in (index_fix(verdict, source), validate_fix(verdict, source)) if fix]
+
+
+def index_fix(verdict: MigrationVerdict, source: str) -> _Fix | None:
+    name = verdict.file.name
     indices = sorted({f.operation_index for f in verdict.findings
                       if f.rule == "MS101" and f.blocks and f.operation_index is not None
                       and verdict.operations[f.operation_index].type == "AddIndex"})
@@ -80,6 +85,17 @@ def choose(verdict: MigrationVerdict, source: str) -> _Fix | None:
     moved = len(indices) < len(verdict.operations)
     phase = latest([verdict.operations[i].phase or Phase.PRE_DEPLOY for i in indices])
     return _Fix(verdict, source, "index", [(phase, concurrent_part_name(name))] if moved else [], indices)
+
+
+def validate_fix(verdict: MigrationVerdict, source: str) -> _Fix | None:
+    """MS107 rewritten NOT VALID (a local suggestion): the validation follows, deferred."""
+    operations = sorted({f.operation_index for f in verdict.findings
+                         if f.rule == "MS107" and f.suggestion is not None and f.operation_index is not None})
+    statements = [sql for i in operations for sql in validate_statements(verdict.operations[i])]
+    if not statements:
+        return None
+    return _Fix(verdict, source, "validate", [(Phase.DEFERRED, f"{verdict.file.name}_validate_constraints")],
+                statements=statements)
 
 
 def chain_anchors(review: Review, fixes: list[_Fix]) -> dict[str, str]:
@@ -106,6 +122,12 @@ def generate(fix: _Fix, anchors: dict[str, str], plan: FixPlan) -> None:
                                     anchors={phase: anchors.get(name, file.name) for phase, name in fix.appended})
             plan.done.append(f"{file.path}: split into " + ", ".join(
                 f"{part.name} ({part.phase.value})" for part in parts))
+        elif fix.kind == "validate":
+            name = fix.appended[0][1]
+            path = f"{file.path.rsplit('/', 1)[0]}/{name}.py"
+            plan.files[path] = validate_migration(file.app_label, anchors.get(name, file.name), fix.statements)
+            plan.done.append(f"{file.path}: constraints added NOT VALID, validated in {path}")
+            return
         else:
             after = anchors.get(concurrent_part_name(file.name), file.name)
             parts = concurrent_indexes(fix.source, file.path, file.app_label, file.name, fix.indices,

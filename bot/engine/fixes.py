@@ -6,11 +6,13 @@ it can be a GitHub ```suggestion or be applied to the file as is.
 from __future__ import annotations
 
 import ast
+import textwrap
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from migration_safe.engine.model import ParsedOperation
+from migration_safe.engine.sql import analyse
 
 
 def db_default_instead_of_default(source: str, operation: ParsedOperation) -> str | None:
@@ -98,3 +100,65 @@ def _is_constant(node: cst.BaseExpression) -> bool:
         return True
     except (ValueError, SyntaxError):
         return False
+
+
+def not_valid_instead_of_validated(source: str, operation) -> str | None:
+    """The operation's SQL with its CHECK / FOREIGN KEY constraints added NOT VALID, Django's state
+    unchanged: SeparateDatabaseAndState(database_operations=[RunSQL(...)], state_operations=[op]).
+
+    `operation` is an engine Operation (its statements are the SQL the sandbox produced).
+    """
+    if operation.parsed is None or not operation.statements:
+        return None
+    sql, reverse = [], []
+    for statement in operation.statements:
+        text = statement.sql.rstrip().rstrip(";")
+        targets = [a for a in statement.actions if a.action == "add_constraint"
+                   and a.constraint_type in ("check", "foreign_key") and not a.not_valid]
+        if targets:
+            if any(a.constraint is None for a in targets) or len(targets) > 1:
+                return None  # VALIDATE needs a name; one constraint per statement keeps NOT VALID exact
+            text = f"{text} NOT VALID"
+            if not analyse(text).actions or not any(a.not_valid for a in analyse(text).actions):
+                return None
+            reverse.append(f'ALTER TABLE "{statement.table}" DROP CONSTRAINT "{targets[0].constraint}"')
+        sql.append(text)
+    if not reverse:
+        return None
+    lines = source.splitlines()[operation.line - 1: operation.end_line]
+    indent = lines[0][: len(lines[0]) - len(lines[0].lstrip())]
+    original = textwrap.indent(textwrap.dedent("\n".join(lines)).rstrip().rstrip(","), indent + " " * 8)
+    return "\n".join([
+        f"{indent}migrations.SeparateDatabaseAndState(",
+        f"{indent}    database_operations=[",
+        f"{indent}        migrations.RunSQL(",
+        f"{indent}            sql={sql!r},",
+        f"{indent}            reverse_sql={reverse!r},",
+        f"{indent}        ),",
+        f"{indent}    ],",
+        f"{indent}    state_operations=[",
+        f"{original},",
+        f"{indent}    ],",
+        f"{indent}),",
+    ])
+
+
+def validate_statements(operation) -> list[str]:
+    """VALIDATE CONSTRAINT for what not_valid_instead_of_validated() added NOT VALID."""
+    return [f'ALTER TABLE "{statement.table}" VALIDATE CONSTRAINT "{action.constraint}"'
+            for statement in operation.statements for action in statement.actions
+            if action.action == "add_constraint" and action.constraint_type in ("check", "foreign_key")
+            and not action.not_valid and action.constraint]
+
+
+def validate_migration(app_label: str, depends_on: str, statements: list[str]) -> str:
+    operations = "\n".join(f"        migrations.RunSQL({sql!r}, reverse_sql=migrations.RunSQL.noop),"
+                           for sql in statements)
+    return (
+        "from django.db import migrations\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        '    deploy_phase = "deferred"\n'
+        f"    dependencies = [({app_label!r}, {depends_on!r})]\n\n"
+        "    # Validation scans the table under SHARE UPDATE EXCLUSIVE: reads and writes go on.\n"
+        f"    operations = [\n{operations}\n    ]\n"
+    )

@@ -113,3 +113,47 @@ def test_fix_rewrites_and_splits_until_the_review_is_clean(shop, capsys):
     check = subprocess.run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
                            cwd=shop.root, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+CHECK = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+
+    operations = [
+        migrations.AddConstraint(
+            model_name="order",
+            constraint=models.CheckConstraint(condition=models.Q(quantity__gte=0), name="order_quantity_positive"),
+        ),
+    ]
+'''
+
+
+def test_check_constraint_becomes_not_valid_then_validated_later(shop, capsys):
+    models = (shop.root / "shop" / "models.py").read_text()
+    shop.write("shop/models.py", models.replace(
+        "    quantity = models.IntegerField()\n",
+        "    quantity = models.IntegerField()\n\n    class Meta:\n        constraints = [models.CheckConstraint("
+        "condition=models.Q(quantity__gte=0), name='order_quantity_positive')]\n"))
+    shop.migration("shop", "0002_positive", CHECK)
+    shop.commit()
+    before = run_review(ReviewRequest(repo=shop.root, base=shop.base))
+    [finding] = [f for f in before.migrations[0].findings if f.rule == "MS107"]
+    assert "SeparateDatabaseAndState" in finding.suggestion and "NOT VALID" in finding.suggestion
+
+    assert main(["fix", "--repo", str(shop.root), "--base", shop.base]) == 0
+    validate = (shop.root / "shop/migrations/0002_positive_validate_constraints.py").read_text()
+    assert 'VALIDATE CONSTRAINT \\"order_quantity_positive\\"' in validate or \
+        'VALIDATE CONSTRAINT "order_quantity_positive"' in validate
+    after = run_review(ReviewRequest(repo=shop.root, base=shop.base, head="WORKTREE"))
+    verdicts = {m.file.name: m for m in after.migrations}
+    assert not after.blocking, [(m.file.label, [f.rule for f in m.findings if f.blocks]) for m in after.migrations]
+    assert verdicts["0002_positive"].phase.value == "post-deploy"
+    assert verdicts["0002_positive_validate_constraints"].phase.value == "deferred"
+    [statement] = verdicts["0002_positive"].operations[0].statements
+    assert statement.actions[0].not_valid
+    check = subprocess.run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
+                           cwd=shop.root, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
