@@ -51,6 +51,8 @@ SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k JOIN pg_class c ON c.oid
 WHERE c.relname = %s AND k.contype = 'c' AND k.convalidated AND pg_table_is_visible(c.oid)
 """
 
+SCHEMA_BATCH = 200  # statements per round trip when building the pre-state schema
+
 RELKINDS = {"r": "table", "p": "table", "i": "index", "I": "index", "S": "sequence",
             "v": "view", "m": "view"}
 
@@ -161,9 +163,10 @@ def build_schema(connection, loader, state, applied):
             meta = model._meta
             if meta.managed and not meta.proxy and not meta.swapped:
                 editor.create_model(model)
-    if editor.collected_sql:
-        with connection.cursor() as cursor:
-            cursor.execute("\n".join(editor.collected_sql))
+    # In batches: one transaction for thousands of tables would exceed max_locks_per_transaction.
+    with connection.cursor() as cursor:
+        for start in range(0, len(editor.collected_sql), SCHEMA_BATCH):
+            cursor.execute("\n".join(editor.collected_sql[start:start + SCHEMA_BATCH]))
 
 
 def create_extensions(connection, loader, applied):
