@@ -205,7 +205,6 @@ class Statement:
     deferred: bool = False  # Django's deferred SQL, run at the end of the migration
     # What executing it in the sandbox showed (empty when it was not executed)
     locks: list[LockEvent] = field(default_factory=list)  # acquired by this statement
-    held_before: list[LockEvent] = field(default_factory=list)  # held from earlier statements
     rewrites: list[str] = field(default_factory=list)
     error: str | None = None
     executed: bool = False
