@@ -397,7 +397,20 @@ def field_facts(model, name, connection):
             "db_type": safe_call(field.db_type, connection) if hasattr(field, "db_type") else None,
             "db_index": bool(getattr(field, "db_index", False)),
             "unique": bool(getattr(field, "unique", False)),
-            "relation": bool(field.is_relation), "many_to_many": bool(field.many_to_many)}
+            "relation": bool(field.is_relation), "many_to_many": bool(field.many_to_many),
+            "code": field_code(field)}
+
+
+def field_code(field):
+    """The field as migration code (what makemigrations would write), for fixes that restate it:
+    a state-only rename must say the whole field with its old db_column."""
+    try:
+        from django.db.migrations.writer import MigrationWriter
+
+        expression, imports = MigrationWriter.serialize(field)
+    except Exception:
+        return None
+    return {"expression": expression, "imports": sorted(imports)}
 
 
 def safe_call(fn, *args):

@@ -141,10 +141,13 @@ def embedded_server() -> Server:
 
 def share_socket(directory: Path) -> None:
     """Let the sandbox user reach the socket: traverse, not list or read (PostgreSQL accepts 0710)."""
-    from migration_safe.engine.isolation import sandbox_group_gid
+    from migration_safe.engine.isolation import ensure_group
 
-    gid = sandbox_group_gid()
-    if gid is None or os.geteuid() != 0:
+    if os.geteuid() != 0:
+        return
+    # On a fresh machine the group does not exist yet: the first review would find the socket shut.
+    gid = ensure_group()
+    if gid is None:
         return
     os.chown(directory, -1, gid)
     os.chmod(directory, 0o710)

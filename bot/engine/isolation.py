@@ -137,8 +137,8 @@ def ensure_user(index: int) -> pwd.struct_passwd | None:
     except KeyError:
         pass
     try:
-        if sandbox_group_gid() is None:
-            subprocess.run(["groupadd", "--system", SANDBOX_USER], check=True, capture_output=True, timeout=30)
+        if ensure_group() is None:
+            return None
         subprocess.run(["useradd", "--system", "--no-create-home", "--gid", SANDBOX_USER, "--shell",
                         "/usr/sbin/nologin", name], capture_output=True, timeout=30)
         return pwd.getpwnam(name)
@@ -176,6 +176,18 @@ def drop_privileges(isolation: Isolation) -> None:
     os.setgroups([])
     os.setgid(isolation.gid)
     os.setuid(isolation.uid)
+
+
+def ensure_group() -> int | None:
+    """The sandbox users' group; created on first use (as root), before anything is shared with it."""
+    gid = sandbox_group_gid()
+    if gid is None and os.geteuid() == 0:
+        try:
+            subprocess.run(["groupadd", "--system", SANDBOX_USER], capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        gid = sandbox_group_gid()
+    return gid
 
 
 def sandbox_group_gid() -> int | None:
