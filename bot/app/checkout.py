@@ -1,4 +1,4 @@
-"""Cached bare mirror per repository; a temporary work tree per review.
+"""Cached bare mirror per repository; a temporary work tree per review; fix commits pushed from it.
 
 The installation token reaches git only through its environment (an HTTP
 header in GIT_CONFIG_*), never in a URL, an argument, a log line or the
@@ -14,12 +14,28 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 
 class CheckoutError(RuntimeError):
     """git could not fetch or check out the PR."""
+
+
+class PushRefused(CheckoutError):
+    """The remote refused to update the branch: it moved (the lease failed), or a rule of the
+    repository forbids it (a protected branch)."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.moved = status.startswith("[rejected]")  # git's own verdict: "[remote rejected]" is the server's
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    email: str
 
 
 _locks: dict[str, threading.Lock] = {}
@@ -74,6 +90,49 @@ class Mirrors:
         if still:  # a force-pushed base or head: ask for the commits themselves
             run_git(mirror, ["fetch", "--quiet", "--no-tags", clone_url, *still], token)
 
+    def commit(self, full_name: str, parent: str, files: dict[str, str], message: str, author: Author) -> str:
+        """A commit of `files` (path -> text) on top of `parent`, made in the mirror: its SHA.
+
+        A temporary index built from `parent` alone, so nothing the review left in a work tree
+        (bytecode, files the project's code wrote) can slip in.
+        """
+        mirror = self.mirror_path(full_name)
+        people = {"GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email,
+                  "GIT_COMMITTER_NAME": author.name, "GIT_COMMITTER_EMAIL": author.email}
+        with _lock_for(mirror), tempfile.TemporaryDirectory(prefix="migration-safe-index-") as tmp:
+            index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            run_git(mirror, ["read-tree", parent], "", env=index)
+            for path, text in sorted(files.items()):
+                blob = run_git(mirror, ["hash-object", "-w", "--stdin"], "", stdin=text).strip()
+                run_git(mirror, ["update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], "", env=index)
+            tree = run_git(mirror, ["write-tree"], "", env=index).strip()
+            return run_git(mirror, ["commit-tree", tree, "-p", parent, "-F", "-"], "",
+                           env=people, stdin=message).strip()
+
+    def push(self, full_name: str, clone_url: str, token: str, commit: str, branch: str, expected: str) -> None:
+        """Sets `branch` to `commit` only if it is still at `expected` (raises PushRefused otherwise).
+
+        The lease is checked by the server too, under its lock on the ref: a push that raced
+        in between makes this one fail, never the other way round.
+        """
+        mirror = self.mirror_path(full_name)
+        ref = f"refs/heads/{branch}"
+        args = ["push", "--porcelain", f"--force-with-lease={ref}:{expected}", clone_url, f"{commit}:{ref}"]
+        with _lock_for(mirror):
+            done = _git(mirror, args, token)
+        if done.returncode == 0:
+            return
+        # --porcelain: "!<TAB>from:to<TAB>[rejected] (stale info)" for each ref not updated
+        refused = [line.split("\t")[-1] for line in done.stdout.splitlines() if line.startswith("!")]
+        if refused:
+            raise PushRefused(redact(refused[0], token))
+        raise CheckoutError(redact(f"git push failed: {last_line(done.stderr)}", token))
+
+    def messages(self, full_name: str, sha: str, count: int) -> list[str]:
+        """The messages of `sha` and its first ancestors, newest first."""
+        out = run_git(self.mirror_path(full_name), ["log", f"--max-count={count}", "--format=%B%x00", sha], "")
+        return [message.strip() for message in out.split("\0")[:-1]]
+
 
 def has_commit(mirror: Path, sha: str) -> bool:
     done = subprocess.run(["git", "-C", str(mirror), "cat-file", "-e", f"{sha}^{{commit}}"],
@@ -81,24 +140,41 @@ def has_commit(mirror: Path, sha: str) -> bool:
     return done.returncode == 0
 
 
-def run_git(cwd: Path, args: list[str], token: str) -> str:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
-           "GIT_TERMINAL_PROMPT": "0", **auth_env(token)}
-    try:
-        done = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, env=env,
-                              timeout=600)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise CheckoutError(redact(f"git {args[0]} failed: {exc}", token)) from None
+def run_git(cwd: Path, args: list[str], token: str, env: dict[str, str] | None = None,
+            stdin: str | None = None) -> str:
+    """git's output; CheckoutError (the token redacted) when it fails. `token`: "" for local work."""
+    done = _git(cwd, args, token, env, stdin)
     if done.returncode != 0:
-        message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"
-        raise CheckoutError(redact(f"git {args[0]} failed: {message}", token))
+        raise CheckoutError(redact(f"git {args[0]} failed: {last_line(done.stderr)}", token))
     return done.stdout
 
 
-def auth_env(token: str) -> dict[str, str]:
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
+def _git(cwd: Path, args: list[str], token: str, env: dict[str, str] | None = None,
+         stdin: str | None = None) -> subprocess.CompletedProcess:
+    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+                "GIT_TERMINAL_PROMPT": "0", **git_config(token), **(env or {})}
+    try:
+        return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, encoding="utf-8",
+                              env=full_env, input=stdin, timeout=600)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise CheckoutError(redact(f"git {args[0]} failed: {exc}", token)) from None
+
+
+def last_line(stderr: str) -> str:
+    return stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+
+
+def git_config(token: str) -> dict[str, str]:
+    """Configuration through the environment: the token as an HTTP header, and no hooks, so
+    nothing written into a mirror (by a project's code in a review) runs with the token."""
+    pairs = [("core.hooksPath", os.devnull)]
+    if token:
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        pairs.append(("http.extraHeader", f"Authorization: Basic {basic}"))
+    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
+    for i, (key, value) in enumerate(pairs):
+        env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
+    return env
 
 
 def redact(text: str, *secrets: str) -> str:

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable
 
 from migration_safe.app import publish
 from migration_safe.app.command_parser import Command, commands_in, help_text
 from migration_safe.app.events import CommandJob, ReviewJob
 from migration_safe.engine.model import Acknowledgement, PhaseOverride, Review
+from migration_safe.engine.autofix import plan_fixes
 from migration_safe.engine.phases import refuse_phase, touches_large
-from migration_safe.engine.autofix import chain_end_of
-from migration_safe.engine.split import SplitError, split_migration
 from migration_safe_rules import catalogue
 
 log = logging.getLogger(__name__)
@@ -99,8 +97,7 @@ def handle_command(worker, job: CommandJob) -> None:
         ok &= success
         needs_review |= review
     review = review_head(worker, job, repo, pull) if needs_review else None
-    lines = [finish(command, text, success, review, lambda path: read_file(repo, path, pull.head.sha))
-             for command, text, success in answers]
+    lines = [finish(command, text, success, review) for command, text, success in answers]
     ok = ok and all(success for success in outcome_flags(answers, review))
     pull.create_issue_comment(reply(comment, lines))
     comment.create_reaction("+1" if ok else "confused")
@@ -135,15 +132,7 @@ def answer(command: Command, permissions: Permissions, login: str) -> tuple[str,
     return "", True, command.name in ("recheck", "ignore", "unignore", "phase")
 
 
-def read_file(repo, path: str, ref: str) -> str | None:
-    try:
-        return repo.get_contents(path, ref=ref).decoded_content.decode("utf-8")
-    except Exception:  # a split plan in prose is still useful without the file
-        return None
-
-
-def finish(command: Command, text: str, success: bool, review: Review | None,
-           read: Callable[[str], str | None] = lambda path: None) -> str:
+def finish(command: Command, text: str, success: bool, review: Review | None) -> str:
     if text or not success:
         return text
     if command.name == "recheck":
@@ -160,7 +149,7 @@ def finish(command: Command, text: str, success: bool, review: Review | None,
     if command.name == "phase":
         return phase_answer(command, review)
     if command.name == "split":
-        return split_answer(command, review, read)
+        return split_answer(command, review)
     return "Done."
 
 
@@ -176,36 +165,28 @@ def phase_answer(command: Command, review: Review | None) -> str:
     return f"Refused: {command.migration} cannot run {command.phase.value}: {reason or 'it is not safe'}."
 
 
-def split_answer(command: Command, review: Review | None, read: Callable[[str], str | None]) -> str:
+def split_answer(command: Command, review: Review | None) -> str:
+    """The plan in prose, then the files to commit: the same plan_fixes as `autofix: push` and the CLI."""
     verdict = find(review, command.migration)
     if verdict is None:
         return f"This pull request adds no migration {command.migration}."
-    if not verdict.needs_split:
-        phase = verdict.phase.value if verdict.phase else "?"
-        return f"{command.migration} needs no split: all its operations are {phase}."
-    plan = [f"Split {command.migration} into one migration per phase:"]
-    for operation in verdict.operations:
-        plan.append(f"- line {operation.line} ({operation.phase.value if operation.phase else '?'}): "
-                    f"{operation.description}")
-    files = split_files(verdict, review, read)
-    if not files:
-        return "\n".join(plan)
-    plan.append("\nReady to commit (the first file replaces the original; later migrations of the app "
-                "keep depending on it, the later phases go to the end of the app's chain):")
-    for part in files:
-        plan.append(f"\n`{part.path}` ({part.phase.value})\n```python\n{part.source.rstrip()}\n```")
-    return "\n".join(plan)
-
-
-def split_files(verdict, review: Review, read: Callable[[str], str | None]):
-    source = read(verdict.file.path)
-    if source is None or any(op.phase is None for op in verdict.operations):
-        return []
-    try:
-        return split_migration(source, verdict.file.path, verdict.file.app_label, verdict.file.name,
-                               [op.phase for op in verdict.operations], after=chain_end_of(verdict, review))
-    except (SplitError, ValueError):
-        return []
+    if verdict.needs_split:
+        lines = [f"Split {command.migration} into one migration per phase:"]
+        lines += [f"- line {op.line} ({op.phase.value if op.phase else '?'}): {op.description}"
+                  for op in verdict.operations]
+    else:
+        lines = [f"{command.migration} needs no split: all its operations are "
+                 f"{verdict.phase.value if verdict.phase else '?'}."]
+    plan = plan_fixes(review, only={command.migration})
+    if plan.files:
+        lines.append("\nReady to commit (a file that exists is replaced; new parts go to the end of the "
+                     "app's chain, in phase order):")
+        lines += [f"- {done}" for done in plan.done]
+        lines += [f"\n`{path}`\n```python\n{source.rstrip()}\n```" for path, source in plan.files.items()]
+    if plan.left:
+        lines.append("\nLeft for you (no automatic fix):")
+        lines += [f"- {left}" for left in plan.left]
+    return "\n".join(lines)
 
 
 def outcome_flags(answers, review: Review | None):

@@ -28,21 +28,35 @@ class GitHubApp:
         self.settings = settings
         self.integration = GithubIntegration(auth=Auth.AppAuth(settings.app_id, settings.private_key),
                                              base_url=settings.api_url)
-        self._tokens: dict[int, tuple[str, float]] = {}
+        self._tokens: dict[int, tuple[str, float, dict[str, str]]] = {}  # token, expiry, permissions
         self._lock = threading.Lock()
 
     def token(self, installation_id: int) -> str:
+        return self._access(installation_id)[0]
+
+    def permissions(self, installation_id: int) -> dict[str, str]:
+        """What the installation's token may do ({"contents": "write", …}): what the App asks for
+        and the account accepted, so a permission added to the App counts only once approved."""
+        return self._access(installation_id)[2]
+
+    def _access(self, installation_id: int) -> tuple[str, float, dict[str, str]]:
         with self._lock:
             cached = self._tokens.get(installation_id)
             if cached and cached[1] - TOKEN_MARGIN > time.time():
-                return cached[0]
+                return cached
         access = self.integration.get_access_token(installation_id)
         expires = access.expires_at
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=timezone.utc)
+        fresh = (access.token, expires.timestamp(), dict(access.permissions or {}))
         with self._lock:
-            self._tokens[installation_id] = (access.token, expires.timestamp())
-        return access.token
+            self._tokens[installation_id] = fresh
+        return fresh
+
+    def bot_user(self, installation_id: int) -> tuple[str, int]:
+        """(login, id) of the App's bot user, whom its commits are attributed to."""
+        login = self.settings.bot_login or f"{self.integration.get_app().slug}[bot]"
+        return login, self.client(installation_id).get_user(login).id
 
     def client(self, installation_id: int) -> Github:
         # PyGithub paces writes (1 s) to stay under GitHub's secondary rate limits; tests turn it off.

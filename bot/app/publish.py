@@ -87,9 +87,11 @@ def title(review: Review) -> str:
     return f"{len(review.migrations)} migration(s) safe to deploy"
 
 
-def complete_check(run, review: Review) -> None:
+def complete_check(run, review: Review, note: str = "") -> None:
+    """`note` (what `autofix: push` did) goes first in the summary."""
     rules = catalogue()
-    summary = clip(markdown.summary(review, rules=rules), markdown.LIMIT)
+    summary = markdown.summary(review, rules=rules)
+    summary = clip(f"{note}\n\n{summary}" if note else summary, markdown.LIMIT)
     text = markdown.sql_text(review, limit=markdown.LIMIT)
     annotations = [annotation(m, f, rules) for m in review.migrations for f in m.findings]
     batches = [annotations[i:i + ANNOTATION_BATCH] for i in range(0, len(annotations), ANNOTATION_BATCH)] or [[]]

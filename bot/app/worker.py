@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass
 from typing import Callable
 
-from migration_safe.app import publish
-from migration_safe.app.checkout import Mirrors, redact
+from migration_safe.app import autopush, publish
+from migration_safe.app.checkout import Author, Mirrors, redact
 from migration_safe.app.commands import command_state, handle_command
 from migration_safe.app.events import CommandJob, ReviewJob, job_from_dict
 from migration_safe.app.github import GitHubApp
 from migration_safe.app.settings import AppSettings, settings_from_environment
-from migration_safe.config import ConfigError
+from migration_safe.config import Config, ConfigError, load_config
+from migration_safe.engine.autofix import plan_fixes
 from migration_safe.engine.isolation import available as isolation_available
 from migration_safe.engine.model import Review
 from migration_safe.engine.review import ReviewRequest, run_review
@@ -21,6 +23,12 @@ log = logging.getLogger(__name__)
 
 class Superseded(Exception):
     """A newer head of the PR arrived: its own job publishes."""
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    review: Review
+    config: Config  # the head's `.github/migration-safe.yml`
 
 
 class Worker:
@@ -66,7 +74,7 @@ class Worker:
                                     f"sandbox: {'; '.join(isolation_available().describe(network=False))})")
             return None
         try:
-            review = self.review(job, repo, pull)
+            reviewed = self.review(job, repo, pull)
         except ConfigError as exc:  # the PR's own file is wrong: say so at once, retrying cannot help
             publish.fail_check(run, f"the configuration is invalid: {exc}")
             return None
@@ -74,33 +82,75 @@ class Worker:
             run.edit(status="completed", conclusion="cancelled", completed_at=publish.now_dt(),
                      output={"title": "Superseded by a newer push", "summary": "A newer head is reviewed."})
             return None
+        review = reviewed.review
+        pushed = self.push_fixes(job, repo, pull, run, reviewed)
         publish.sync_labels(target, review)
         if review.migrations or has_summary(pull):
             from migration_safe.report import markdown
             from migration_safe_rules import catalogue
 
-            publish.upsert_summary(target, markdown.render(review, rules=catalogue(), limit=60000),
+            body = markdown.render(review, rules=catalogue(), limit=60000)
+            publish.upsert_summary(target, f"{pushed.note}\n\n{body}" if pushed.note else body,
                                    self.settings.bot_login)
-        publish.post_review(target, review, self.settings.bot_login)
+        if pushed.commit is None:  # else the pushed commit rewrites these lines; its review comments on the rest
+            publish.post_review(target, review, self.settings.bot_login)
         # Last: the required check turns green only once everything is published, and an attempt
         # that fails before this leaves its run in progress, without annotations, for the retry to reuse.
-        publish.complete_check(run, review)
+        publish.complete_check(run, review, pushed.note)
         return review
 
-    def refuses(self, pull) -> bool:
-        fork = (pull.head.repo is None or pull.head.repo.full_name != pull.base.repo.full_name)
-        return fork and self.settings.refuse_unisolated_forks and not isolation_available().complete
+    def push_fixes(self, job: ReviewJob, repo, pull, run, reviewed: Reviewed) -> autopush.Outcome:
+        """`autofix: push`: the plan's files as one commit on the PR's branch, when allowed."""
+        if reviewed.config.autofix != "push":
+            return autopush.Outcome()
+        plan = plan_fixes(reviewed.review)
+        if not plan.files:  # nothing (left) to fix: this is where a push's own review stops
+            return autopush.Outcome()
+        if reviewed.review.sql_unavailable:  # a static-only review: the CLI may fix from it, a bot should not
+            return autopush.not_pushed("the SQL could not be verified, so the rewrites could not be either")
+        reason = self.push_refusal(job, repo, pull)
+        if reason is not None:
+            return autopush.not_pushed(reason)
+        login, user_id = self.app.bot_user(job.installation_id)
+        branch = autopush.Branch(repo.full_name, repo.clone_url, pull.head.ref, job.head_sha)
+        outcome = autopush.deliver(self.mirrors, branch, self.app.token(job.installation_id), plan,
+                                   Author(login, f"{user_id}+{login}@users.noreply.github.com"))
+        if outcome.commit:
+            # Recorded at once on this head's run: even if a later step fails, no review of
+            # this head pushes again.
+            run.edit(output={"title": "Pushed the safe rewrites", "summary": outcome.note})
+        return outcome
 
-    def review(self, job: ReviewJob, repo, pull) -> Review:
+    def push_refusal(self, job: ReviewJob, repo, pull) -> str | None:
+        """Why the fixes of this head may not be pushed, or None; the cheapest questions first."""
+        reason = autopush.refusal(pull, self.app.permissions(job.installation_id))
+        if reason is not None:
+            return reason
+        earlier = autopush.pushed_before(publish.Target(repo, pull, job.head_sha))
+        if earlier:
+            return f"the rewrites of this head were pushed once already, as {earlier}, and never twice"
+        latest = self.mirrors.messages(repo.full_name, job.head_sha, autopush.MAX_ROUNDS)
+        if autopush.own_rounds(latest) >= autopush.MAX_ROUNDS:
+            return (f"the last {autopush.MAX_ROUNDS} commits are migration-safe's own rewrites; "
+                    "what is left is for people")
+        return None
+
+    def refuses(self, pull) -> bool:
+        return (autopush.is_fork(pull) and self.settings.refuse_unisolated_forks
+                and not isolation_available().complete)
+
+    def review(self, job: ReviewJob, repo, pull) -> Reviewed:
         if not any(f.filename.endswith(".py") and f.status != "removed" for f in pull.get_files()):
-            return Review(migrations=[], notes=["this pull request adds no migration"])
+            return Reviewed(Review(migrations=[], notes=["this pull request adds no migration"]), Config())
         token = self.app.token(job.installation_id)
         state = command_state(repo, pull, self.settings.bot_login)
         with self.mirrors.worktree(repo.full_name, repo.clone_url, token, pull.number, pull.base.ref,
                                    [job.head_sha, pull.base.sha]) as tree:
-            return run_review(ReviewRequest(repo=tree, base=pull.base.sha, head=job.head_sha,
-                                            acknowledgements=state.acknowledgements,
-                                            overrides=state.overrides, install=True))
+            config = load_config(tree)  # read before the project's code runs in the review
+            review = run_review(ReviewRequest(repo=tree, base=pull.base.sha, head=job.head_sha,
+                                              acknowledgements=state.acknowledgements,
+                                              overrides=state.overrides, install=True))
+            return Reviewed(review, config)
 
 
 def has_summary(pull) -> bool:

@@ -34,14 +34,16 @@ class _Fix:
     statements: list[str] = field(default_factory=list)  # "validate": VALIDATE CONSTRAINT statements
 
 
-def plan_fixes(review: Review) -> FixPlan:
+def plan_fixes(review: Review, only: set[str] | None = None) -> FixPlan:
+    """`only`: labels of the migrations to fix (default: all); parts still chain after every one."""
     plan = FixPlan()
-    fixes = [fix for verdict in review.migrations for fix in choose(verdict, apply_local(verdict, plan))]
+    chosen = [verdict for verdict in review.migrations if only is None or verdict.file.label in only]
+    fixes = [fix for verdict in chosen for fix in choose(verdict, apply_local(verdict, plan))]
     anchors = chain_anchors(review, fixes)
     for fix in fixes:
         generate(fix, anchors, plan)
     fixed = {(f.verdict.file.label, i) for f in fixes if f.kind == "index" for i in f.indices}
-    for verdict in review.migrations:
+    for verdict in chosen:
         plan.left += [f"{verdict.file.path}:{f.line} {f.rule} {f.message}" for f in verdict.findings
                       if f.blocks and f.suggestion is None
                       and (verdict.file.label, f.operation_index) not in fixed]

@@ -227,16 +227,27 @@ def test_split_replies_with_the_plan(pr):
     reply = pr.reply()
     assert "Split shop.0002_mixed into one migration per phase" in reply
     assert "line 8 (pre-deploy): Add field nickname to customer" in reply
-    files = re.findall(r"`(shop/migrations/[\w.]+)` \(([\w-]+)\)\n```python\n(.*?)\n```", reply, re.S)
-    assert [(path, phase) for path, phase, _ in files] == [
-        ("shop/migrations/0002_mixed.py", "pre-deploy"),
-        ("shop/migrations/0002_mixed_post_deploy.py", "post-deploy")]
-    first, second = (source for _, _, source in files)
+    # The files come from plan_fixes, as `autofix: push` and `migration-safe fix` write them.
+    assert "split into 0002_mixed (pre-deploy), 0002_mixed_post_deploy (post-deploy)" in reply
+    files = re.findall(r"`(shop/migrations/[\w.]+)`\n```python\n(.*?)\n```", reply, re.S)
+    assert [path for path, _ in files] == ["shop/migrations/0002_mixed.py", "shop/migrations/0002_mixed_post_deploy.py"]
+    first, second = (source for _, source in files)
     compile(first, "first", "exec")
     compile(second, "second", "exec")
     assert 'deploy_phase = "pre-deploy"' in first and "RemoveField" not in first
     assert 'deploy_phase = "post-deploy"' in second and "AddField" not in second
     assert "[('shop', '0002_mixed')]" in second
+    assert pr.reactions(comment) == ["eyes", "+1"]
+
+
+def test_split_of_a_single_phase_migration_still_offers_its_safe_rewrite(index_pr):
+    pr = index_pr
+    comment = pr.say("/migration-safe split shop.0002_x", user="bob")
+    reply = pr.reply()
+    assert "shop.0002_x needs no split: all its operations are pre-deploy." in reply
+    [(path, source)] = re.findall(r"`(shop/migrations/[\w.]+)`\n```python\n(.*?)\n```", reply, re.S)
+    assert path == "shop/migrations/0002_x.py"
+    assert "AddIndexConcurrently(" in source and "atomic = False" in source
     assert pr.reactions(comment) == ["eyes", "+1"]
 
 

@@ -80,7 +80,7 @@ def _identity_for_token(state: State, value: str) -> Identity:
     user = state.user(token.login)
     if token.installation_id is None:
         return Identity("user", user)
-    return Identity("installation", user, token.installation_id)
+    return Identity("installation", user, token.installation_id, dict(token.permissions))
 
 
 def git_identity(request: Request, state: State, repo: Repo) -> Identity | None:
@@ -98,3 +98,11 @@ def git_identity(request: Request, state: State, repo: Repo) -> Identity | None:
     if identity.kind == "user" and repo.private and repo.role_of(identity.user.login) == "none":  # type: ignore[union-attr]
         return None
     return identity
+
+
+def may_push(identity: Identity, repo: Repo) -> bool:
+    """A push needs contents: write on an installation's token, or a user's write role or above."""
+    if identity.kind == "installation":
+        return identity.permissions.get("contents") == "write"
+    assert identity.user is not None
+    return repo.role_of(identity.user.login) in ("admin", "maintain", "write")

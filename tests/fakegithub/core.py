@@ -103,6 +103,7 @@ class Identity:
     kind: Literal["app", "installation", "user"]  # "app": a JWT; the others: a token
     user: User | None = None
     installation_id: int | None = None
+    permissions: dict[str, str] = field(default_factory=dict, hash=False)  # an installation token's
 
 
 T = TypeVar("T")

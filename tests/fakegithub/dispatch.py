@@ -14,7 +14,7 @@ from . import auth, git
 from .core import ApiError, Ctx, Identity, Request, Response
 from .routes import router
 from .shapes import Urls
-from .state import State, now
+from .state import Repo, State, now
 from .transport import Faults, RecordedRequest, record
 
 API_PREFIX = "/api/v3"
@@ -33,6 +33,7 @@ class Dispatcher:
         self.faults = Faults()
         self.requests: list[RecordedRequest] = []  # guarded by state.lock
         self._public_key = public_key  # read per request: the key may be generated later
+        self.on_push: Callable[[Repo], None] | None = None  # after a push over git smart HTTP
 
     def __call__(self, request: Request) -> Response:
         recorded = record(request)
@@ -92,11 +93,14 @@ class Dispatcher:
             headers = {"WWW-Authenticate": 'Basic realm="GitHub"', "Content-Type": "text/plain"}
             return Response(401, b"Invalid username or token.\n", headers)
         rest = match["rest"]
-        if rest.endswith("git-receive-pack") or request.arg("service") == "git-receive-pack":
-            # The app only ever fetches; a push would be a bug worth failing loudly.
-            return Response(403, b"Permission denied: the fake GitHub serves fetches only.\n")
+        pushing = rest.endswith("git-receive-pack") or request.arg("service") == "git-receive-pack"
+        if pushing and not auth.may_push(identity, repo):
+            message = f"Permission to {repo.full_name}.git denied to {identity.user.login}.\n"
+            return Response(403, message.encode(), {"Content-Type": "text/plain"})
         query = urlencode(request.query, doseq=True)
         cgi = git.http_backend(
             repo.path, rest, request.method, query, request.headers, request.body, identity.user.login
         )
+        if pushing and request.method == "POST" and cgi.status == 200 and self.on_push is not None:
+            self.on_push(repo)
         return Response(cgi.status, cgi.body, dict(cgi.headers))

@@ -251,12 +251,15 @@ def http_backend(
         "REMOTE_ADDR": "127.0.0.1",
         "GATEWAY_INTERFACE": "CGI/1.1",
         "SERVER_PROTOCOL": "HTTP/1.1",
-        # GitHub lets clients fetch any reachable commit by SHA (a PR head).
-        "GIT_CONFIG_COUNT": "2",
+        # GitHub lets clients fetch any reachable commit by SHA (a PR head), and refuses pushes
+        # to the refs it keeps itself ("deny updating a hidden ref").
+        "GIT_CONFIG_COUNT": "3",
         "GIT_CONFIG_KEY_0": "uploadpack.allowReachableSHA1InWant",
         "GIT_CONFIG_VALUE_0": "true",
         "GIT_CONFIG_KEY_1": "uploadpack.allowFilter",
         "GIT_CONFIG_VALUE_1": "true",
+        "GIT_CONFIG_KEY_2": "receive.hideRefs",
+        "GIT_CONFIG_VALUE_2": "refs/pull",
     }
     # CGI passes request headers as HTTP_*: http-backend needs Git-Protocol
     # (protocol v2) and Content-Encoding (gzip request bodies).

@@ -6,7 +6,8 @@
         gi = GithubIntegration(auth=Auth.AppAuth(fake.app_id, fake.app_private_key), base_url=fake.url)
 
 The API lives under /api/v3 (GitHub Enterprise's layout), git under
-/{owner}/{name}.git, html_url pages nowhere. State is in memory; tests set it
+/{owner}/{name}.git (fetch, and push with write access: a PR follows its
+branch), html_url pages nowhere. State is in memory; tests set it
 up with the helpers below and read it back as GitHub-shaped JSON.
 """
 
@@ -68,6 +69,7 @@ class FakeGitHub:
         self._private_key: str | None = None
         self._payloads_dir = Path(payloads_dir)
         self._dispatcher = Dispatcher(self._state, lambda: self._public_key)
+        self._dispatcher.on_push = self._follow_branches
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -318,6 +320,12 @@ class FakeGitHub:
             self._repo(owner, name).roles[login.lower()] = role
             self._state.user(login)
 
+    def set_installation_permissions(self, installation_id: int | None = None, **permissions: str) -> None:
+        """What the installation granted, e.g. contents="read" before the owner accepts the App's
+        request for more. Tokens issued from now on carry it; earlier ones keep theirs, as on GitHub."""
+        with self._state.lock:
+            self._state.installation(installation_id or self.installation_id).permissions.update(permissions)
+
     def add_user_token(self, login: str, *, expires_in: timedelta = timedelta(hours=8)) -> str:
         """A personal token acting as `login`, e.g. for a test that plays a human."""
         value = "ghp_" + new_token_value()[4:]
@@ -542,6 +550,18 @@ class FakeGitHub:
         else:
             who = repo.owner
         return payloads.Subject(repo, who, found_pull, found_comment, run, head_sha)
+
+    def _follow_branches(self, repo: Repo) -> None:
+        """After a push to `repo` over git: every open PR whose head branch moved follows it, as on
+        GitHub (which then sends pull_request.synchronize; tests deliver it themselves)."""
+        with self._state.lock:
+            pulls = [(base, pull) for base in self._state.repos.values() for pull in base.pulls.values()
+                     if pull.state == "open" and pull.head_repo is repo]
+        for base, pull in pulls:
+            assert repo.path is not None
+            tip = git.rev_parse(repo.path, f"refs/heads/{pull.head_ref}")
+            if tip is not None and tip != pull.head_sha:
+                self.synchronize_pull(base.owner.login, base.name, pull.number, head_sha=tip)
 
     @staticmethod
     def _resolve(repo: Repo, ref: str) -> str:

@@ -235,6 +235,16 @@ class Token:
     permissions: dict[str, str] = field(default_factory=dict)
 
 
+# What the App asks for (app.yml's default_permissions).
+APP_PERMISSIONS = {
+    "checks": "write",
+    "contents": "write",
+    "issues": "write",
+    "metadata": "read",
+    "pull_requests": "write",
+}
+
+
 @dataclass(eq=False)
 class App:
     id: int
@@ -243,12 +253,15 @@ class App:
     owner: User
     bot: User
     created_at: datetime = field(default_factory=now)
+    permissions: dict[str, str] = field(default_factory=lambda: dict(APP_PERMISSIONS))
 
 
 @dataclass(eq=False)
 class Installation:
     id: int
     account: User
+    # What the account accepted: an owner may not have approved a permission the App added later.
+    permissions: dict[str, str]
     created_at: datetime = field(default_factory=now)
 
 
@@ -267,7 +280,7 @@ class State:
         owner_user = self.user(owner, ORGANIZATION)
         bot = self.user(f"{app_slug}[bot]", BOT)
         self.app = App(id=app_id, slug=app_slug, name=app_slug, owner=owner_user, bot=bot)
-        self.installations[installation_id] = Installation(installation_id, owner_user)
+        self.installations[installation_id] = Installation(installation_id, owner_user, dict(self.app.permissions))
         self.default_installation_id = installation_id
 
     def new_id(self) -> int:
@@ -286,7 +299,7 @@ class State:
     def installation(self, installation_id: int) -> Installation:
         if installation_id not in self.installations:
             account = self.app.owner
-            self.installations[installation_id] = Installation(installation_id, account)
+            self.installations[installation_id] = Installation(installation_id, account, dict(self.app.permissions))
         return self.installations[installation_id]
 
     def suite_id(self, repo: Repo, head_sha: str) -> int:

@@ -440,6 +440,57 @@ def test_git_clone_needs_an_installation_token(
     assert 401 in [r.status for r in fake.find_requests("GET", r"/info/refs$")]
 
 
+def clone_with(fake: FakeGitHub, token: str, dest: Path) -> Path:
+    host = fake.web_url.removeprefix("http://")
+    run_git(dest.parent, "clone", "-q", f"http://x-access-token:{token}@{host}/{OWNER}/{NAME}.git", dest.name)
+    run_git(dest, "checkout", "-q", "feature")
+    (dest / "shop" / "migrations" / "0003_more.py").write_text("# more\n")
+    commit_all(dest, "more")
+    return dest
+
+
+def test_push_with_contents_write_moves_the_branch_and_the_pull(
+    fake: FakeGitHub, integration: GithubIntegration, gh: Github, local_repo: Path, tmp_path: Path
+) -> None:
+    old_head = head_sha(local_repo)
+    clone = clone_with(fake, integration.get_access_token(fake.installation_id).token, tmp_path / "clone")
+    new_head = head_sha(clone, "HEAD")
+
+    # A lease that does not hold (the branch is not where the pusher thinks) is refused.
+    stale = run_git(clone, "push", "--porcelain", f"--force-with-lease=refs/heads/feature:{new_head}",
+                    "origin", "HEAD:refs/heads/feature", check=False)
+    assert stale.returncode != 0 and "[rejected]" in stale.stdout and head_sha(local_repo) == old_head
+    # GitHub's own refs cannot be pushed to.
+    hidden = run_git(clone, "push", "--porcelain", "origin", "HEAD:refs/pull/1/head", check=False)
+    assert hidden.returncode != 0 and "hidden ref" in hidden.stdout
+
+    run_git(clone, "push", "-q", f"--force-with-lease=refs/heads/feature:{old_head}", "origin", "HEAD:feature")
+
+    assert head_sha(local_repo) == new_head
+    pull = gh.get_repo(f"{OWNER}/{NAME}").get_pull(1)
+    assert pull.head.sha == new_head  # the PR follows its branch
+    assert "shop/migrations/0003_more.py" in [f.filename for f in pull.get_files()]
+    assert head_sha(local_repo, "refs/pull/1/head") == new_head
+
+
+def test_push_needs_contents_write(
+    fake: FakeGitHub, integration: GithubIntegration, local_repo: Path, tmp_path: Path
+) -> None:
+    fake.set_installation_permissions(contents="read")
+    token = integration.get_access_token(fake.installation_id)
+    assert token.permissions["contents"] == "read"
+    assert integration.get_app_installation(fake.installation_id).permissions["contents"] == "read"
+    clone = clone_with(fake, token.token, tmp_path / "clone")
+
+    denied = run_git(clone, "push", "origin", "HEAD:feature", check=False)
+
+    assert denied.returncode != 0 and "403" in denied.stderr
+    assert head_sha(local_repo) != head_sha(clone, "HEAD")
+    with pytest.raises(GithubException) as more:  # a token cannot ask for more than was granted
+        integration.get_access_token(fake.installation_id, permissions={"contents": "write"})
+    assert more.value.status == 422
+
+
 # --- webhooks ---------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from .base import number, router
 
 TOKEN_LIFETIME = timedelta(hours=1)
 _ALPHABET = string.ascii_letters + string.digits
+LEVELS = ("none", "read", "write", "admin")  # a token may ask for less than the installation has, never more
 
 
 def new_token_value() -> str:
@@ -45,9 +46,9 @@ def create_access_token(ctx: Ctx, installation_id: str) -> Response:
     if inst is None:
         raise not_found()
     body = ctx.body()
-    granted = app_json(ctx.urls, ctx.state.app)["permissions"]
+    granted = inst.permissions
     permissions = body.get("permissions") or granted
-    if any(granted.get(name) is None for name in permissions):
+    if not all(_covers(granted.get(name), level) for name, level in permissions.items()):
         raise ApiError(422, "The permissions requested are not granted to this installation.")
     token = Token(
         value=new_token_value(),
@@ -64,6 +65,10 @@ def create_access_token(ctx: Ctx, installation_id: str) -> Response:
         "repository_selection": "selected",
     }
     return Response.json(data, status=201)
+
+
+def _covers(granted: str | None, level: object) -> bool:
+    return level in LEVELS and LEVELS.index(granted or "none") >= LEVELS.index(level)
 
 
 @router.route("GET", "/repos/{owner}/{repo}/installation", auth="jwt")
