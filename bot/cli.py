@@ -10,8 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from migration_safe.config import ConfigError
+from migration_safe.config import ConfigError, load_config
 from migration_safe.engine.autofix import plan_fixes
+from migration_safe.engine.concurrent import uses_pg_migration_tools
 from migration_safe.engine.discover import GitError, WORKTREE, git, resolve
 from migration_safe.engine.review import ReviewRequest, SetupError, run_review
 from migration_safe.report import FORMATS
@@ -94,8 +95,8 @@ def add_review_arguments(parser: argparse.ArgumentParser) -> None:
 def run_fix(args: argparse.Namespace) -> int:
     """Review, then write (or print) the safe rewrites: local fixes and one migration per phase."""
     review = review_from_args(args)
-    plan = plan_fixes(review)
     repo = Path(args.repo)
+    plan = plan_fixes(review, config=load_config(repo, args.config), safer=uses_pg_migration_tools(repo))
     for path, content in sorted(plan.files.items()):
         target = repo / path
         before = target.read_text(encoding="utf-8") if target.exists() else ""

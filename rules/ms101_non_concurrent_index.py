@@ -42,7 +42,11 @@ RULE = Rule(
     safe_alternative="Build the index with AddIndexConcurrently in a migration of its own with "
                      "`atomic = False` (deferred when the table is large). For a unique constraint, "
                      "build a unique index concurrently, then attach it with "
-                     "`ADD CONSTRAINT … UNIQUE USING INDEX` through SeparateDatabaseAndState.",
+                     "`ADD CONSTRAINT … UNIQUE USING INDEX` through SeparateDatabaseAndState. For a "
+                     "`db_index=True` or `unique=True` field, change the field without the index "
+                     "(SeparateDatabaseAndState) and build the index that way, under the name Django "
+                     "gives it. `migration-safe fix` writes all of these, with django-pg-migration-tools' "
+                     "Safer* operations in a project that uses it.",
     example="from django.contrib.postgres.operations import AddIndexConcurrently\n\n"
             "class Migration(migrations.Migration):\n    atomic = False\n"
             "    dependencies = [(\"shop\", \"0007_add_sku\")]\n    operations = [\n"

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from migration_safe.config import Config
+from migration_safe.engine.concurrent import ConcurrentContext, ConcurrentRewrite, plan_concurrent, write_concurrent
 from migration_safe.engine.fixes import apply_suggestion, validate_migration, validate_statements
 from migration_safe.engine.model import MigrationVerdict, Phase, Review
-from migration_safe.engine.phases import latest
-from migration_safe.engine.split import (
-    SplitError, chain_end, concurrent_indexes, concurrent_part_name, later_part_name, split_migration,
-    split_phases,
-)
+from migration_safe.engine.split import SplitError, chain_end, later_part_name, split_migration, split_phases
 
 
 @dataclass
@@ -30,15 +28,20 @@ class _Fix:
     source: str
     kind: str  # "split" | "index" | "validate"
     appended: list[tuple[Phase, str]]  # (phase, name) of the parts added to the app's chain
-    indices: list[int] = field(default_factory=list)  # "index": the AddIndex operations
+    indices: list[int] = field(default_factory=list)  # "index": the operations built concurrently
+    rewrite: ConcurrentRewrite | None = None  # "index": how
     statements: list[str] = field(default_factory=list)  # "validate": VALIDATE CONSTRAINT statements
 
 
-def plan_fixes(review: Review, only: set[str] | None = None) -> FixPlan:
-    """`only`: labels of the migrations to fix (default: all); parts still chain after every one."""
+def plan_fixes(review: Review, only: set[str] | None = None, config: Config | None = None,
+               safer: bool = False) -> FixPlan:
+    """`only`: labels of the migrations to fix (default: all); parts still chain after every one.
+    `config`: the project's, which places concurrent builds in phases as the review does; `safer`:
+    write django-pg-migration-tools' operations (concurrent.uses_pg_migration_tools)."""
     plan = FixPlan()
+    context = ConcurrentContext.of(review, config or Config(), safer)
     chosen = [verdict for verdict in review.migrations if only is None or verdict.file.label in only]
-    fixes = [fix for verdict in chosen for fix in choose(verdict, apply_local(verdict, plan))]
+    fixes = [fix for verdict in chosen for fix in choose(verdict, apply_local(verdict, plan), context)]
     anchors = chain_anchors(review, fixes)
     for fix in fixes:
         generate(fix, anchors, plan)
@@ -67,26 +70,22 @@ def apply_local(verdict: MigrationVerdict, plan: FixPlan) -> str:
     return source
 
 
-def choose(verdict: MigrationVerdict, source: str) -> list[_Fix]:
+def choose(verdict: MigrationVerdict, source: str, context: ConcurrentContext) -> list[_Fix]:
     name = verdict.file.name
     if verdict.needs_split:
         phases = [op.phase for op in verdict.operations]
         if any(p is None for p in phases):
             return []
         return [_Fix(verdict, source, "split", [(p, later_part_name(name, p)) for p in split_phases(phases)])]
-    return [fix for fix in (index_fix(verdict, source), validate_fix(verdict, source)) if fix]
+    return [fix for fix in (index_fix(verdict, source, context), validate_fix(verdict, source)) if fix]
 
 
-def index_fix(verdict: MigrationVerdict, source: str) -> _Fix | None:
-    name = verdict.file.name
-    indices = sorted({f.operation_index for f in verdict.findings
-                      if f.rule == "MS101" and f.blocks and f.operation_index is not None
-                      and verdict.operations[f.operation_index].type == "AddIndex"})
-    if not indices or len(verdict.file.operations) != len(verdict.operations):
+def index_fix(verdict: MigrationVerdict, source: str, context: ConcurrentContext) -> _Fix | None:
+    """MS101: indexes built concurrently, in migrations of their own (engine/concurrent.py)."""
+    rewrite = plan_concurrent(context, verdict, source)
+    if rewrite is None:
         return None
-    moved = len(indices) < len(verdict.operations)
-    phase = latest([verdict.operations[i].phase or Phase.PRE_DEPLOY for i in indices])
-    return _Fix(verdict, source, "index", [(phase, concurrent_part_name(name))] if moved else [], indices)
+    return _Fix(verdict, source, "index", rewrite.appended(), rewrite.indices, rewrite=rewrite)
 
 
 def validate_fix(verdict: MigrationVerdict, source: str) -> _Fix | None:
@@ -131,10 +130,9 @@ def generate(fix: _Fix, anchors: dict[str, str], plan: FixPlan) -> None:
             plan.done.append(f"{file.path}: constraints added NOT VALID, validated in {path}")
             return
         else:
-            after = anchors.get(concurrent_part_name(file.name), file.name)
-            parts = concurrent_indexes(fix.source, file.path, file.app_label, file.name, fix.indices,
-                                       len(fix.verdict.operations), after=after)
-            plan.done.append(f"{file.path}: AddIndex built concurrently in {parts[-1].path}")
+            parts = write_concurrent(fix.rewrite, anchors)
+            plan.done.append(f"{file.path}: indexes built concurrently in " + ", ".join(
+                part.path for part in parts if part.path != file.path or fix.rewrite.whole))
     except (SplitError, ValueError):
         plan.left.append(f"{file.path}: could not be rewritten automatically")
         return

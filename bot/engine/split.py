@@ -64,52 +64,9 @@ def split_phases(phases: list[Phase]) -> list[Phase]:
     return sorted(set(phases), key=lambda p: p.order)[1:]
 
 
-def concurrent_indexes(source: str, path: str, app_label: str, name: str, indices: list[int],
-                       total: int, after: str | None = None) -> list[SplitFile]:
-    """AddIndex at `indices` -> AddIndexConcurrently, in a migration of its own with `atomic = False`.
-
-    If they are all the migration has, the file itself is rewritten; otherwise they
-    move to `<name>_concurrent_indexes` at the end of the app's chain.
-    """
-    module = cst.parse_module(source)
-    folder = path.rsplit("/", 1)[0]
-    concurrent = _Rewriter(indices, {"atomic": "False"}, None, {"AddIndex": "AddIndexConcurrently"})
-    if len(indices) == total:
-        return [SplitFile(name, path, None, _with_import(module.visit(concurrent)).code)]
-    rest = [i for i in range(total) if i not in indices]
-    first = module.visit(_Rewriter(rest, {}, None))
-    part_name = concurrent_part_name(name)
-    concurrent.depends_on = (app_label, after or name)
-    second = _with_import(module.visit(concurrent))
-    return [SplitFile(name, path, None, first.code),
-            SplitFile(part_name, f"{folder}/{part_name}.py", None, second.code)]
-
-
-def concurrent_part_name(name: str) -> str:
-    return f"{name}_concurrent_indexes"
-
-
-IMPORT = "from django.contrib.postgres.operations import AddIndexConcurrently\n"
-
-
-def _with_import(module: cst.Module) -> cst.Module:
-    if "AddIndexConcurrently" in "".join(module.code_for_node(s) for s in module.body
-                                         if isinstance(s, cst.SimpleStatementLine)
-                                         and isinstance(s.body[0], (cst.Import, cst.ImportFrom))):
-        return module
-    body = list(module.body)
-    at = next((i for i, s in enumerate(body) if isinstance(s, cst.SimpleStatementLine)
-               and isinstance(s.body[0], (cst.Import, cst.ImportFrom))
-               and not (isinstance(s.body[0], cst.ImportFrom) and getattr(s.body[0].module, "value", "") == "__future__")),
-              0)
-    return module.with_changes(body=[*body[:at], cst.parse_statement(IMPORT), *body[at:]])
-
-
 class _Rewriter(cst.CSTTransformer):
-    def __init__(self, keep: list[int], attributes: dict[str, str], depends_on: tuple[str, str] | None,
-                 rename_calls: dict[str, str] | None = None) -> None:
+    def __init__(self, keep: list[int], attributes: dict[str, str], depends_on: tuple[str, str] | None) -> None:
         self.keep, self.attributes, self.depends_on = keep, attributes, depends_on
-        self.rename_calls = rename_calls or {}
         self.done = False
         self.in_migration = False
 
@@ -123,13 +80,6 @@ class _Rewriter(cst.CSTTransformer):
         body = [s for s in updated.body.body if _assigned(s) not in self.attributes]
         declarations = [cst.parse_statement(f"{key} = {value}\n") for key, value in self.attributes.items()]
         return updated.with_changes(body=updated.body.with_changes(body=[*declarations, *body]))
-
-    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
-        callee = updated.func
-        last = callee.attr.value if isinstance(callee, cst.Attribute) else getattr(callee, "value", None)
-        if self.in_migration and last in self.rename_calls:
-            return updated.with_changes(func=cst.Name(self.rename_calls[last]))
-        return updated
 
     def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
         target = original.targets[0].target if len(original.targets) == 1 else None
