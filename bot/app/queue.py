@@ -51,21 +51,33 @@ class RedisDispatcher:
         self.redis.delete(f"migration-safe:delivery:{delivery_id}")
 
     def enqueue(self, job: Job) -> bool:
+        from redis import WatchError
         from rq import Callback, Retry
         from rq.job import Job as RqJob, JobStatus
 
         if isinstance(job, ReviewJob) and job.pr is not None:
             self.redis.set(latest_key(job.repo, job.pr), job.head_sha, ex=DELIVERY_TTL)
         job_id = "ms-" + hashlib.sha256(job.key.encode()).hexdigest()[:40]
-        existing = RqJob.fetch_many([job_id], connection=self.redis)[0]
-        if existing is not None and existing.get_status() in (JobStatus.QUEUED, JobStatus.DEFERRED,
-                                                               JobStatus.SCHEDULED):
-            return False  # the same head is already waiting
-        self.queue.enqueue("migration_safe.app.worker.perform", job.to_dict(), job_id=job_id,
-                           job_timeout=REVIEW_TIMEOUT, retry=Retry(max=RETRIES, interval=[5, 30, 120]),
-                           on_failure=Callback("migration_safe.app.worker.on_failure"),
-                           result_ttl=3600, failure_ttl=7 * 24 * 3600)
-        return True
+        waiting = {s.value for s in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED)}
+        # Check and enqueue in one WATCH/MULTI transaction: GitHub sends pull_request.synchronize
+        # and check_suite.requested for the same head at the same instant, and two web processes
+        # that both read "not waiting" would both queue it (bench/ingest.py saw this).
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(RqJob.key_for(job_id))
+                    status = pipe.hget(RqJob.key_for(job_id), "status")
+                    if status is not None and status.decode() in waiting:
+                        return False  # the same head is already waiting
+                    pipe.multi()
+                    self.queue.enqueue("migration_safe.app.worker.perform", job.to_dict(), job_id=job_id,
+                                       job_timeout=REVIEW_TIMEOUT, retry=Retry(max=RETRIES, interval=[5, 30, 120]),
+                                       on_failure=Callback("migration_safe.app.worker.on_failure"),
+                                       result_ttl=3600, failure_ttl=7 * 24 * 3600, pipeline=pipe)
+                    pipe.execute()
+                    return True
+                except WatchError:
+                    continue  # the job changed meanwhile (another delivery queued it): look again
 
     def latest_head(self, repo: str, pr: int) -> str | None:
         value = self.redis.get(latest_key(repo, pr))
