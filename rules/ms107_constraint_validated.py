@@ -1,6 +1,6 @@
 """MS107: CHECK or FOREIGN KEY constraint added to an existing table and validated in one step."""
 from migration_safe.engine.fixes import not_valid_instead_of_validated
-from migration_safe.engine.model import Severity
+from migration_safe.engine.model import Severity, StatementKind
 
 from .base import Rule
 from .context import MigrationContext, alter_actions
@@ -17,11 +17,13 @@ def check(ctx: MigrationContext):
             continue  # a new table, or a new column that holds only NULLs: nothing to scan
         kind = "FOREIGN KEY" if action.constraint_type == "foreign_key" else "CHECK"
         name = f" {action.constraint}" if action.constraint else ""  # `ADD CHECK (…)` names none
+        # A rename re-adds the foreign keys that point at it; its own rewrite (MS108) drops that SQL.
+        renames = any(s.kind is StatementKind.RENAME for s in operation.statements)
         yield ctx.finding(RULE, operation, f"{kind} constraint{name} on existing table "
                           f"{statement.table} is validated while the table is locked against writes.",
                           severity=ctx.locking_severity(statement.table),
                           suggestion=not_valid_instead_of_validated(ctx.migration.source, operation)
-                          if ctx.migration.source else None)
+                          if ctx.migration.source and not renames else None)
 
 
 RULE = Rule(

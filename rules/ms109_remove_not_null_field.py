@@ -26,8 +26,13 @@ RULE = Rule(
     why="New code no longer knows the field, so its INSERTs leave the column out: with NOT NULL and no "
         "database default they fail until the column is gone. Dropping it first breaks old code instead.",
     safe_alternative="Pre-deploy: make the column nullable or give it a db_default (and remove the field "
-                     "from Django's state only); post-deploy: drop the column.",
-    example="# pre-deploy\nmigrations.AlterField(\"product\", \"legacy\", models.IntegerField(null=True))\n"
-            "# post-deploy\nmigrations.RemoveField(\"product\", \"legacy\")",
+                     "from Django's state only); post-deploy: drop the column. `migration-safe fix` writes "
+                     "both.",
+    example="# pre-deploy\nmigrations.SeparateDatabaseAndState(\n"
+            "    database_operations=[migrations.RunSQL(\n"
+            "        'ALTER TABLE \"shop_product\" ALTER COLUMN \"legacy\" DROP NOT NULL', migrations.RunSQL.noop)],\n"
+            "    state_operations=[migrations.RemoveField(\"product\", \"legacy\")],\n)\n"
+            "# post-deploy, a later migration\n"
+            "migrations.RunSQL('ALTER TABLE \"shop_product\" DROP COLUMN \"legacy\" CASCADE')",
     check=check,
 )

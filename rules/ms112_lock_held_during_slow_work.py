@@ -3,6 +3,7 @@ from migration_safe.engine.model import Severity, StatementKind
 
 from .base import Rule
 from .context import MigrationContext
+from .ms106_set_not_null import proven_by_check
 
 
 def slow(ctx: MigrationContext, operation, statement) -> str | None:
@@ -14,7 +15,8 @@ def slow(ctx: MigrationContext, operation, statement) -> str | None:
     if statement.kind is StatementKind.CREATE_INDEX and ctx.existing(statement.table):
         return f"builds an index on {statement.table}"
     for action in statement.actions:
-        if action.action == "set_not_null" and ctx.existing(statement.table):
+        if action.action == "set_not_null" and ctx.existing(statement.table) \
+                and not proven_by_check(ctx, statement.table, action.column):
             return f"scans {statement.table} for NULLs"
         if action.action == "add_constraint" and action.constraint_type in ("unique", "exclusion"):
             # what takes time is building the constraint's index (none with USING INDEX), not a scan

@@ -1,4 +1,5 @@
-"""Review -> the files that fix it: local rewrites, concurrent indexes, one migration per phase.
+"""Review -> the files that fix it: local rewrites, multi-step recipes (engine/recipes.py), concurrent
+indexes, one migration per phase.
 
 Parts that a fix adds go to the end of their app's chain, ordered by phase
 (pre-deploy, post-deploy, deferred), so the app keeps a single leaf and no
@@ -12,6 +13,7 @@ from migration_safe.config import Config
 from migration_safe.engine.concurrent import ConcurrentContext, ConcurrentRewrite, plan_concurrent, write_concurrent
 from migration_safe.engine.fixes import apply_suggestion, validate_migration, validate_statements
 from migration_safe.engine.model import MigrationVerdict, Phase, Review
+from migration_safe.engine.recipes import Recipe, plan_recipe
 from migration_safe.engine.split import SplitError, chain_end, later_part_name, split_migration, split_phases
 
 
@@ -26,11 +28,13 @@ class FixPlan:
 class _Fix:
     verdict: MigrationVerdict
     source: str
-    kind: str  # "split" | "index" | "validate"
+    kind: str  # "split" | "index" | "validate" | "recipe"
     appended: list[tuple[Phase, str]]  # (phase, name) of the parts added to the app's chain
     indices: list[int] = field(default_factory=list)  # "index": the operations built concurrently
     rewrite: ConcurrentRewrite | None = None  # "index": how
     statements: list[str] = field(default_factory=list)  # "validate": VALIDATE CONSTRAINT statements
+    phases: list[Phase | None] = field(default_factory=list)  # "split": each operation's phase
+    recipe: Recipe | None = None  # "recipe": MS106 / MS108 / MS109 (engine/recipes.py)
 
 
 def plan_fixes(review: Review, only: set[str] | None = None, config: Config | None = None,
@@ -41,11 +45,12 @@ def plan_fixes(review: Review, only: set[str] | None = None, config: Config | No
     plan = FixPlan()
     context = ConcurrentContext.of(review, config or Config(), safer)
     chosen = [verdict for verdict in review.migrations if only is None or verdict.file.label in only]
-    fixes = [fix for verdict in chosen for fix in choose(verdict, apply_local(verdict, plan), context)]
+    fixes = [fix for verdict in chosen
+             for fix in choose(verdict, plan_recipe(verdict, apply_local(verdict, plan), review), context)]
     anchors = chain_anchors(review, fixes)
     for fix in fixes:
         generate(fix, anchors, plan)
-    fixed = {(f.verdict.file.label, i) for f in fixes if f.kind == "index" for i in f.indices}
+    fixed = {(f.verdict.file.label, i) for f in fixes if f.kind in ("index", "recipe") for i in f.indices}
     for verdict in chosen:
         plan.left += [f"{verdict.file.path}:{f.line} {f.rule} {f.message}" for f in verdict.findings
                       if f.blocks and f.suggestion is None
@@ -70,14 +75,19 @@ def apply_local(verdict: MigrationVerdict, plan: FixPlan) -> str:
     return source
 
 
-def choose(verdict: MigrationVerdict, source: str, context: ConcurrentContext) -> list[_Fix]:
-    name = verdict.file.name
-    if verdict.needs_split:
-        phases = [op.phase for op in verdict.operations]
+def choose(verdict: MigrationVerdict, recipe: Recipe, context: ConcurrentContext) -> list[_Fix]:
+    """The recipe's fix first: the others build on the source it rewrote and write the file last."""
+    name, source, phases = verdict.file.name, recipe.source, recipe.phases
+    fixes = [_Fix(verdict, source, "recipe", [(p.phase, p.name) for p in recipe.parts], recipe.fixed,
+                  recipe=recipe)]
+    if recipe.moved:
+        return fixes
+    if recipe.needs_parts(verdict):
         if any(p is None for p in phases):
-            return []
-        return [_Fix(verdict, source, "split", [(p, later_part_name(name, p)) for p in split_phases(phases)])]
-    return [fix for fix in (index_fix(verdict, source, context), validate_fix(verdict, source)) if fix]
+            return fixes
+        parts = [(p, later_part_name(name, p)) for p in split_phases(phases)]
+        return fixes + [_Fix(verdict, source, "split", parts, phases=phases)]
+    return fixes + [fix for fix in (index_fix(verdict, source, context), validate_fix(verdict, source)) if fix]
 
 
 def index_fix(verdict: MigrationVerdict, source: str, context: ConcurrentContext) -> _Fix | None:
@@ -119,10 +129,16 @@ def generate(fix: _Fix, anchors: dict[str, str], plan: FixPlan) -> None:
     try:
         if fix.kind == "split":
             parts = split_migration(fix.source, file.path, file.app_label, file.name,
-                                    [op.phase for op in fix.verdict.operations],
+                                    fix.phases,
                                     anchors={phase: anchors.get(name, file.name) for phase, name in fix.appended})
             plan.done.append(f"{file.path}: split into " + ", ".join(
                 f"{part.name} ({part.phase.value})" for part in parts))
+        elif fix.kind == "recipe":
+            plan.files.update(fix.recipe.files(file, anchors))
+            plan.done += fix.recipe.done
+            if fix.recipe.moved and fix.recipe.needs_parts(fix.verdict):
+                plan.left.append(f"{file.path}: still mixes phases: run `migration-safe fix` again on the result")
+            return
         elif fix.kind == "validate":
             name = fix.appended[0][1]
             path = f"{file.path.rsplit('/', 1)[0]}/{name}.py"

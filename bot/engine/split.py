@@ -86,15 +86,54 @@ class _Rewriter(cst.CSTTransformer):
         if not self.in_migration or not isinstance(target, cst.Name):
             return updated
         if target.value == "operations" and isinstance(updated.value, (cst.List, cst.Tuple)):
-            elements = [e for i, e in enumerate(updated.value.elements) if i in self.keep]
-            if elements:  # the last kept element must not keep a dangling comma's absence
-                elements[-1] = elements[-1].with_changes(comma=cst.Comma())
             self.done = True
-            return updated.with_changes(value=updated.value.with_changes(elements=elements))
+            return updated.with_changes(value=_kept_with_comments(updated.value, self.keep)
+                                        or _kept(updated.value, self.keep))
         if target.value == "dependencies" and self.depends_on:
             app_label, name = self.depends_on
             return updated.with_changes(value=cst.parse_expression(f"[({app_label!r}, {name!r})]"))
         return updated
+
+
+def _kept(value: cst.List | cst.Tuple, keep: list[int]) -> cst.List | cst.Tuple:
+    elements = [e for i, e in enumerate(value.elements) if i in keep]
+    if elements:  # the last kept element must not keep a dangling comma's absence
+        elements[-1] = elements[-1].with_changes(comma=cst.Comma())
+    return value.with_changes(elements=elements)
+
+
+def _kept_with_comments(value: cst.List | cst.Tuple, keep: list[int]) -> cst.List | None:
+    """A one-per-line list with only the kept elements, each with its comments: the comment at the
+    end of its line and the comment lines just above it (libcst files both in the whitespace that
+    follows the element before). None when the list is not one element per line."""
+    if not isinstance(value, cst.List):
+        return None
+    elements = list(value.elements)
+    gaps = [value.lbracket.whitespace_after] + [e.comma.whitespace_after for e in elements[:-1]] \
+        + [value.rbracket.whitespace_before]  # gaps[i] precedes element i; the last one, `]`
+    if not elements or any(not isinstance(g, cst.ParenthesizedWhitespace) for g in gaps) \
+            or not all(isinstance(e.comma, cst.Comma) for e in elements[:-1]):
+        return None
+    kept = [i for i in range(len(elements)) if i in keep]
+    if not kept:
+        return None
+
+    def between(before: int, after: int | None) -> cst.ParenthesizedWhitespace:
+        closing = gaps[-1] if after is None else gaps[after]  # `]` keeps its own comments only once
+        return closing.with_changes(first_line=gaps[before + 1].first_line,
+                                    empty_lines=[] if after is None and kept[-1] != len(elements) - 1
+                                    else closing.empty_lines)
+
+    new = [elements[i].with_changes(comma=cst.Comma(whitespace_after=between(i, nxt)))
+           for i, nxt in zip(kept, kept[1:])]
+    new.append(elements[kept[-1]].with_changes(comma=cst.Comma()))
+    return value.with_changes(
+        elements=new,
+        # comment lines right after `[` speak for the whole list: every part keeps them
+        lbracket=value.lbracket.with_changes(whitespace_after=gaps[0].with_changes(
+            empty_lines=[*gaps[0].empty_lines, *(gaps[kept[0]].empty_lines if kept[0] else [])],
+            last_line=gaps[kept[0]].last_line)),
+        rbracket=value.rbracket.with_changes(whitespace_before=between(kept[-1], None)))
 
 
 def _assigned(statement: cst.CSTNode) -> str | None:
