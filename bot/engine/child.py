@@ -51,6 +51,12 @@ SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k JOIN pg_class c ON c.oid
 WHERE c.relname = %s AND k.contype = 'c' AND k.convalidated AND pg_table_is_visible(c.oid)
 """
 
+# Operations whose SQL involves only their own table and the tables their new fields point to:
+# the models that reference theirs need not be in the state (Django would re-render them all).
+LOCAL_OPERATIONS = {"AddField", "AddIndex", "AddIndexConcurrently", "AddConstraint", "CreateModel",
+                    "AlterModelOptions", "AlterModelManagers", "AlterIndexTogether", "RemoveIndex",
+                    "RemoveIndexConcurrently", "RenameIndex", "AlterModelTableComment"}
+
 SCHEMA_BATCH = 200  # statements per round trip when building the pre-state schema
 
 RELKINDS = {"r": "table", "p": "table", "i": "index", "I": "index", "S": "sequence",
@@ -101,6 +107,24 @@ def setup_django(request):
         django.setup()
     except Exception as exc:
         raise Fatal("import", exc) from exc
+    memoize_swappable_names()
+
+
+def memoize_swappable_names():
+    """Django caches this lookup on the function, shared by every app registry, and each model a
+    migration state renders clears it: each re-rendered foreign key then scans every model of the
+    project again. The project's own registry does not change once set up."""
+    from django.apps import apps
+
+    lookup, answers = apps.get_swappable_settings_name, {}
+
+    def get_swappable_settings_name(to_string):
+        if to_string not in answers:
+            answers[to_string] = lookup(to_string)
+        return answers[to_string]
+
+    get_swappable_settings_name.cache_clear = answers.clear  # Apps.clear_cache() calls it
+    apps.get_swappable_settings_name = get_swappable_settings_name
 
 
 def throwaway_database(configured, target):
@@ -148,10 +172,40 @@ def pre_state(loader, targets):
     remaining = set(graph.nodes) - excluded
     leaves = [n for n in remaining
               if not any(child.key in remaining for child in graph.node_map[n].children)]
-    if not leaves:
-        return ProjectState(real_apps=loader.unmigrated_apps), remaining
-    state = graph.make_state(nodes=sorted(leaves), at_end=True, real_apps=loader.unmigrated_apps)
-    return state, remaining
+    return make_state(graph, sorted(leaves), loader.unmigrated_apps), remaining
+
+
+def make_state(graph, leaves, real_apps):
+    """MigrationGraph.make_state(leaves, at_end=True), without its two quadratic costs at thousands
+    of migrations: the plan is deduplicated with a set (Django searches a list), and AlterField
+    does not ask whether other models reference the field, which only decides how to re-render
+    models that are not rendered yet (state.apps is built once, afterwards)."""
+    from django.db.migrations import state as state_module
+
+    plan, seen = [], set()
+    for leaf in leaves:
+        for key in graph.forwards_plan(leaf):
+            if key not in seen:
+                seen.add(key)
+                plan.append(key)
+    project_state = state_module.ProjectState(real_apps=real_apps)
+    original = state_module.field_is_referenced
+    state_module.field_is_referenced = unrendered_shortcut(original)
+    try:
+        for key in plan:
+            project_state = graph.nodes[key].mutate_state(project_state, preserve=False)
+    finally:
+        state_module.field_is_referenced = original
+    return project_state
+
+
+def unrendered_shortcut(field_is_referenced):
+    def check(state, model_tuple, field_tuple):
+        if "apps" not in state.__dict__:  # reload_model() is a no-op then: the answer is unused
+            return False
+        return field_is_referenced(state, model_tuple, field_tuple)
+
+    return check
 
 
 def build_schema(connection, loader, state, applied):
@@ -188,31 +242,92 @@ def create_extensions(connection, loader, applied):
 
 
 def needed_models(loader, targets, state, runsql_tables):
-    """Models whose tables the targets touch or need, or None when that cannot be known."""
+    """Models the new migrations need, or None when that cannot be known: those they touch, the
+    ones these reference and the ones referencing them (their foreign keys take locks and follow
+    renames), and the concrete parents of all of these."""
     from django.db.migrations.utils import resolve_relation
 
     by_table = {m.options.get("db_table") or f"{k[0]}_{k[1]}": k for k, m in state.models.items()}
     operations = [op for key in targets for op in database_operations(loader.graph.nodes[key].operations)]
     if sum(type(op).__name__ == "RunSQL" for op in operations) != runsql_tables.get("count", 0):
         return None  # RunSQL the parent did not read (operations built in code): tables unknown
-    touched = set()
+    touched, referenced_by_others = set(), set()
     for key in targets:
         for operation in database_operations(loader.graph.nodes[key].operations):
             keys = operation_models(operation, key[0], resolve_relation, by_table, runsql_tables)
             if keys is None:
                 return None
             touched |= keys
-    touched |= {k for k, m in state.models.items() if references(m, k, resolve_relation) & touched}
-    return forward_closure(state, touched, resolve_relation)
+            if type(operation).__name__ not in LOCAL_OPERATIONS:
+                referenced_by_others |= keys
+    needed = set(touched)
+    for key, model_state in state.models.items():
+        referenced = references(model_state, key, resolve_relation)
+        if key in touched:
+            needed |= referenced
+        elif referenced & referenced_by_others:
+            needed.add(key)
+    return with_parents(state, needed & state.models.keys(), resolve_relation)
+
+
+def with_parents(state, keys, resolve_relation):
+    needed, pending = set(), list(keys)
+    while pending:
+        key = pending.pop()
+        if key in needed or key not in state.models:
+            continue
+        needed.add(key)
+        pending.extend(resolve_relation(base, *key) for base in state.models[key].bases
+                       if isinstance(base, str) and "." in base)
+    return needed
 
 
 def sub_state(state, needed):
-    """Only the tables the new migrations touch and those they reference, so the cost follows the
-    change, not the size of the project."""
-    from django.db.migrations.state import ProjectState
+    """Only the models the new migrations need, so the cost follows the change, not the size of
+    the project: Django re-renders every model related to a changed one after each operation.
 
-    return ProjectState(models={k: m for k, m in state.models.items() if k in needed},
-                        real_apps=state.real_apps)
+    Relations of these models to models left out become plain columns (many-to-many ones are
+    left out): those tables are neither touched nor locked by the change."""
+    from django.db.migrations.state import ProjectState
+    from django.db.migrations.utils import resolve_relation
+
+    models = {k: cut_relations(state.models[k], k, needed, resolve_relation) for k in needed}
+    return ProjectState(models=models, real_apps=state.real_apps)
+
+
+def cut_relations(model_state, key, needed, resolve_relation):
+    from django.db.models import ForeignKey  # OneToOneField is one too
+
+    fields, cut = [], False
+    for name, field in model_state.fields.items():
+        remote = getattr(field, "remote_field", None)
+        if remote is None or remote_keys(remote, key, resolve_relation) <= needed:
+            fields.append((name, field))
+            continue
+        cut = True
+        if isinstance(field, ForeignKey):
+            fields.append((name, stand_in(name, field)))
+    if not cut:
+        return model_state
+    return type(model_state)(model_state.app_label, model_state.name, fields,
+                             dict(model_state.options), model_state.bases, model_state.managers)
+
+
+def stand_in(name, field):
+    """A foreign key's column without its constraint: the type of the target's key does not matter
+    for tables the change does not touch."""
+    from django.db import models
+
+    return models.BigIntegerField(null=field.null, db_index=bool(field.db_index), unique=field.unique,
+                                  db_column=field.db_column or f"{name}_id")
+
+
+def remote_keys(remote, key, resolve_relation):
+    keys = {resolve_relation(remote.model, *key)}
+    through = getattr(remote, "through", None)
+    if through:
+        keys.add(resolve_relation(through, *key))
+    return keys
 
 
 def database_operations(operations):
@@ -257,19 +372,6 @@ def references(model_state, key, resolve_relation):
         if isinstance(base, str) and "." in base:
             out.add(resolve_relation(base, *key))
     return out
-
-
-def forward_closure(state, keys, resolve_relation):
-    """Add what the models reference (their foreign keys need the tables)."""
-    needed, pending = set(), [k for k in keys if k in state.models]
-    while pending:
-        key = pending.pop()
-        if key in needed:
-            continue
-        needed.add(key)
-        pending.extend(k for k in references(state.models[key], key, resolve_relation)
-                       if k in state.models and k not in needed)
-    return needed
 
 
 # ------------------------------------------------------------------ plan
