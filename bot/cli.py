@@ -88,6 +88,8 @@ def add_review_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="external PostgreSQL admin URL (default: "
                                                "$MIGRATION_SAFE_DATABASE_URL, else the embedded server)")
     parser.add_argument("--python", help="interpreter that runs the project (default: config, else this one)")
+    parser.add_argument("--no-state-cache", dest="state_cache", action="store_false",
+                        help="build the pre-state from every migration, and keep none for the next review")
     parser.add_argument("--install", action="store_true",
                         help="first run the config's `install:` commands into a cached, sandboxed virtualenv")
 
@@ -122,7 +124,7 @@ def review_from_args(args: argparse.Namespace):
             raise SetupError(f"{repo} is not a git repository") from None
     return run_review(ReviewRequest(repo=repo, base=args.base or default_base(repo), head=args.head,
                                     config_path=args.config, database_url=args.database_url,
-                                    python=args.python, install=args.install))
+                                    python=args.python, install=args.install, state_cache=args.state_cache))
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -157,7 +159,7 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         repo, base = build_demo_repository(workdir)
         print(f"Sample project: {repo} (reviewing {base[:8]}..HEAD)\n", file=sys.stderr)
-        review = run_review(ReviewRequest(repo=repo, base=base))
+        review = run_review(ReviewRequest(repo=repo, base=base, state_cache=False))  # a repository of its own
         emit(review, args.format, None)
         return EXIT_BLOCKING if review.blocking else EXIT_OK
     finally:

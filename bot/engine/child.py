@@ -15,17 +15,30 @@ next migration to build on.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import sys
 import time
 import traceback
+from pathlib import Path
 
 # SQLSTATE 25001: "cannot run inside a transaction block" (CONCURRENTLY, VACUUM…)
 ACTIVE_SQL_TRANSACTION = "25001"
 
-LOCKS_SQL = """
-SELECT l.relation::bigint, l.mode FROM pg_locks l
+LOCKED_SQL = """
+SELECT l.relation::bigint, l.mode, r.relname, r.relkind, r.relfilenode, r.tablename
+FROM pg_locks l
+LEFT JOIN (
+  SELECT c.oid, c.relname, c.relkind, c.relfilenode::bigint, ic.relname AS tablename
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_index i ON i.indexrelid = c.oid
+  LEFT JOIN pg_class ic ON ic.oid = i.indrelid
+  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+    AND n.nspname NOT LIKE 'pg_temp%'
+) r ON r.oid = l.relation
 WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
 """
 
@@ -138,14 +151,13 @@ def throwaway_database(configured, target):
 
 
 def load_graph():
-    from django.db import connection
     from django.db.migrations.loader import MigrationLoader
 
     try:
-        loader = MigrationLoader(None, ignore_no_migrations=True)
+        with memoized_roots():
+            return MigrationLoader(None, ignore_no_migrations=True)
     except Exception as exc:  # circular or missing dependencies, bad migration modules
         raise Fatal("graph", exc) from exc
-    return connection, loader
 
 
 def node_files(loader):
@@ -158,17 +170,362 @@ def node_files(loader):
     return files
 
 
-# ------------------------------------------------------------------ pre-state
+# ------------------------------------------------------------------ loading, cold or from the cache
 
 
-def pre_state(loader, targets):
-    """State with every migration applied except the targets and what depends on them."""
-    from django.db.migrations.state import ProjectState
+@dataclasses.dataclass
+class Loaded:
+    """The migration graph and the state just before the new migrations."""
 
-    graph = loader.graph
+    loader: object
+    targets: list  # (app_label, name) of the new migrations, in the order asked
+    unresolved: list  # asked paths that are no migration Django knows
+    files: dict  # realpath -> (app_label, name), every migration file on disk
+    state: object  # ProjectState with everything but the targets (and what depends on them) applied
+    extensions: list
+    excluded: set
+    cache: str = "off"
+
+
+def load(target_paths, cache):
+    """From the cache when an earlier review left the state of exactly these other migration files
+    (the import of thousands of migration modules and the state they build is most of a review's
+    cost at our users' scale), else from every migration module, like Django."""
+    reason = "off"
+    scan = cache.scan() if cache else None
+    if scan is not None:
+        loaded = warm_load(target_paths, cache, scan)
+        if isinstance(loaded, Loaded):
+            return loaded
+        reason = loaded
+    loaded = cold_load(target_paths)
+    if cache:
+        loaded.cache = f"{reason}; {cache.store(loaded, scan)}"
+    return loaded
+
+
+def cold_load(target_paths):
+    loader = load_graph()
+    files = node_files(loader)
+    targets, unresolved = resolve_targets(target_paths, files)
+    excluded = excluded_by(loader.graph, targets)
+    state, applied = pre_state(loader, excluded)
+    return Loaded(loader, targets, unresolved, files, state, extensions(loader, applied), excluded)
+
+
+def warm_load(target_paths, cache, scan):
+    """A Loaded from the cache, or why not."""
+    files = {path: key for key, path in scan.paths.items()}
+    targets, unresolved = resolve_targets(target_paths, files)
+    others = {k: d for k, d in scan.digests.items() if k not in set(targets)}
+    entry = cache.find(scan.settings, others)
+    if isinstance(entry, str):
+        return entry
+    payload = entry.load()
+    if isinstance(payload, str):
+        return payload
+    disk = {key: placeholder(key, *payload["nodes"][key]) for key in others}
+    for key in targets:
+        migration = import_migration(scan.modules[key[0]], key)
+        if migration is None:
+            return "miss: a new migration does not import (Django says why)"
+        disk[key] = migration
+    try:
+        loader = loader_over(disk, scan)
+    except Exception:
+        return "miss: the graph does not build (Django says why)"
+    excluded = excluded_by(loader.graph, targets)
+    if excluded != set(targets):
+        return "miss: other migrations depend on the new ones"
+    return Loaded(loader, targets, unresolved, files, payload["state"], payload["extensions"], excluded,
+                  f"hit {entry.folder.name}")
+
+
+def resolve_targets(target_paths, files):
+    targets, unresolved = [], []
+    for path in target_paths:
+        key = files.get(os.path.realpath(path))
+        (targets.append(key) if key else unresolved.append(path))
+    return targets, unresolved
+
+
+def placeholder(key, dependencies, replaces, run_before):
+    """A migration as the graph sees it: its name and edges, no operations (its state is cached)."""
+    from django.db.migrations import Migration
+
+    migration = Migration(key[1], key[0])
+    migration.dependencies, migration.replaces, migration.run_before = (
+        list(dependencies), list(replaces), list(run_before))
+    return migration
+
+
+def import_migration(module_name, key):
+    import importlib
+
+    try:
+        return importlib.import_module(f"{module_name}.{key[1]}").Migration(key[1], key[0])
+    except Exception:
+        return None
+
+
+def loader_over(disk, scan):
+    """Django's own MigrationLoader (dependencies, squashes, `__first__`, consistency) over migrations
+    we provide instead of importing every module."""
+    from django.db.migrations.loader import MigrationLoader
+
+    class CachedLoader(MigrationLoader):
+        def load_disk(self):
+            self.disk_migrations = dict(disk)
+            self.migrated_apps, self.unmigrated_apps = set(scan.migrated), set(scan.unmigrated)
+
+    with memoized_roots():
+        return CachedLoader(None, ignore_no_migrations=True)
+
+
+def excluded_by(graph, targets):
     excluded = set()
     for target in targets:
         excluded.update(graph.backwards_plan(target))  # target and all that depend on it
+    return excluded
+
+
+@contextlib.contextmanager
+def memoized_roots():
+    """MigrationGraph.root_nodes scans every node, and the loader asks for it on each `__first__`
+    dependency: thousands of times at our users' scale. The answer only changes when a node or an
+    edge inside an app is added or removed."""
+    from django.db.migrations import loader as loader_module
+
+    graph_class = loader_module.MigrationGraph
+
+    class MemoGraph(graph_class):
+        def root_nodes(self, app=None):
+            memo = self.__dict__.setdefault("_roots", {})
+            if app not in memo:
+                memo[app] = super().root_nodes(app)
+            return list(memo[app])
+
+        def forget(self):
+            self.__dict__.pop("_roots", None)
+
+        def add_node(self, key, migration):
+            self.forget()
+            super().add_node(key, migration)
+
+        def add_dummy_node(self, key, origin, error_message):
+            self.forget()
+            super().add_dummy_node(key, origin, error_message)
+
+        def add_dependency(self, migration, child, parent, skip_validation=False):
+            if child[0] == parent[0]:
+                self.forget()
+            super().add_dependency(migration, child, parent, skip_validation)
+
+        def remove_replaced_nodes(self, replacement, replaced):
+            self.forget()
+            super().remove_replaced_nodes(replacement, replaced)
+
+        def remove_replacement_node(self, replacement, replaced):
+            self.forget()
+            super().remove_replacement_node(replacement, replaced)
+
+    loader_module.MigrationGraph = MemoGraph
+    try:
+        yield
+    finally:
+        loader_module.MigrationGraph = graph_class
+
+
+# ------------------------------------------------------------------ the state cache
+
+
+@dataclasses.dataclass
+class Scan:
+    """The migration files Django would load (as MigrationLoader.load_disk finds them, without
+    importing them) and what else decides the state they build."""
+
+    settings: str
+    modules: dict  # app_label -> migrations module
+    migrated: set
+    unmigrated: set
+    paths: dict  # (app_label, name) -> realpath
+    digests: dict  # (app_label, name) -> digest of the file
+
+
+class StateCache:
+    """Entries the parent offers (read-only copies) and a folder for the one this review leaves.
+
+    An entry is the pre-state of one set of migration files, the graph's edges and the extensions,
+    pickled, with a header naming its inputs: every other migration file (digest), the settings
+    that choose and resolve them, and every module whose code the pickle refers to (digest)."""
+
+    def __init__(self, config):
+        self.entries = [Path(p) for p in config.get("entries", [])]
+        self.out = Path(config["out"]) if config.get("out") else None
+
+    def scan(self):
+        try:
+            return scan_migrations()
+        except Exception:  # anything odd: the cold path decides, and reports
+            return None
+
+    def find(self, settings_digest, files):
+        wanted = {f"{k[0]}.{k[1]}": d for k, d in files.items()}
+        for folder in self.entries:
+            try:
+                header = json.loads((folder / "header.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if header.get("format") == CACHE_FORMAT and header.get("settings") == settings_digest \
+                    and header.get("files") == wanted:
+                return CacheEntry(folder, header)
+        return "miss: no cached state for these migration files" if self.entries else "miss: cache empty"
+
+    def store(self, loaded, scan):
+        if self.out is None or scan is None:
+            return "not stored"
+        if loaded.excluded != set(loaded.targets):
+            return "not stored: other migrations depend on the new ones"
+        others = {k: d for k, d in scan.digests.items() if k not in loaded.excluded}
+        if others.keys() != loaded.loader.disk_migrations.keys() - loaded.excluded:
+            return "not stored: the files Django loaded are not the ones found on disk"
+        nodes = {k: (tuple(map(tuple, m.dependencies)), tuple(map(tuple, m.replaces)), tuple(map(tuple, m.run_before)))
+                 for k, m in loaded.loader.disk_migrations.items() if k in others}
+        try:
+            modules = set()
+            data = dumps({"state": loaded.state, "nodes": nodes, "extensions": loaded.extensions}, modules)
+            header = {"format": CACHE_FORMAT, "settings": scan.settings,
+                      "files": {f"{k[0]}.{k[1]}": d for k, d in others.items()},
+                      "modules": {name: module_digest(name) for name in sorted(modules)}}
+        except Exception as exc:  # a field that does not pickle: stay cold
+            return f"not stored: {type(exc).__name__}"
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "state.pickle").write_bytes(data)
+        (self.out / "header.json").write_text(json.dumps(header), encoding="utf-8")
+        return "stored"
+
+
+class CacheEntry:
+    def __init__(self, folder, header):
+        self.folder, self.header = folder, header
+
+    def load(self):
+        import pickle
+
+        for name, digest in self.header.get("modules", {}).items():
+            if module_digest(name) != digest:
+                return f"miss: the code of {name} changed"
+        try:
+            return pickle.loads((self.folder / "state.pickle").read_bytes())
+        except Exception as exc:
+            return f"miss: the cached state does not load ({type(exc).__name__})"
+
+
+CACHE_FORMAT = 1
+
+
+def dumps(payload, modules):
+    """Pickle, noting every module whose classes or functions the pickle names."""
+    import io
+    import pickle
+    import types
+
+    class Recording(pickle.Pickler):
+        def reducer_override(self, obj):
+            named = isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType))
+            module = getattr(obj, "__module__", None) if named else type(obj).__module__
+            if isinstance(module, str):
+                modules.add(module)
+            return NotImplemented
+
+    buffer = io.BytesIO()
+    Recording(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(payload)
+    return buffer.getvalue()
+
+
+def module_digest(name):
+    import importlib
+
+    try:
+        module = importlib.import_module(name)
+    except Exception:
+        return "unimportable"
+    path = getattr(module, "__file__", None)
+    return file_digest(path) if path else "built in"
+
+
+def file_digest(path):
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.blake2b(fh.read(), digest_size=16).hexdigest()
+
+
+def scan_migrations():
+    """MigrationLoader.load_disk's view of the migration files, without importing any migration."""
+    import importlib
+    import pkgutil
+
+    from django.apps import apps
+    from django.db.migrations.loader import MigrationLoader
+
+    scan = Scan(settings_digest(), {}, set(), set(), {}, {})
+    for app_config in apps.get_app_configs():
+        label = app_config.label
+        module_name, _explicit = MigrationLoader.migrations_module(label)
+        module = None
+        if module_name is not None:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError:
+                module = None
+        path = getattr(module, "__path__", None)
+        if module is None or path is None or (getattr(module, "__file__", None) is None
+                                              and not isinstance(path, list)):
+            scan.unmigrated.add(label)
+            continue
+        scan.migrated.add(label)
+        scan.modules[label] = module_name
+        links = {}
+        for finder, name, is_pkg in pkgutil.iter_modules(path):
+            if is_pkg or name[0] in "_~":
+                continue
+            if finder.path not in links:  # resolve the folder once, and only the files that are links
+                links[finder.path] = (os.path.realpath(finder.path),
+                                      {e.name for e in os.scandir(finder.path) if e.is_symlink()})
+            folder, linked = links[finder.path]
+            file = os.path.join(folder, name + ".py")
+            if name + ".py" in linked:
+                file = os.path.realpath(os.path.join(finder.path, name + ".py"))
+            scan.paths[(label, name)] = file
+            scan.digests[(label, name)] = file_digest(file)  # no source (.pyc only): raises, no cache
+    return scan
+
+
+def settings_digest():
+    """What, besides the files, decides which migrations load and what their state resolves to."""
+    import hashlib
+
+    import django
+    from django.apps import apps
+    from django.conf import settings
+    from django.db import connection
+
+    swappable = {name: str(getattr(settings, name)) for name in dir(settings)
+                 if name.isupper() and name.endswith("_MODEL")}
+    facts = [django.get_version(), sys.version, [(a.label, a.name) for a in apps.get_app_configs()],
+             sorted((k, str(v)) for k, v in getattr(settings, "MIGRATION_MODULES", {}).items()),
+             swappable, connection.vendor, type(connection).__module__]
+    return hashlib.blake2b(json.dumps(facts).encode(), digest_size=16).hexdigest()
+
+
+# ------------------------------------------------------------------ pre-state
+
+
+def pre_state(loader, excluded):
+    """State with every migration applied but the excluded ones (the targets and what depends on
+    them), and the applied ones."""
+    graph = loader.graph
     remaining = set(graph.nodes) - excluded
     leaves = [n for n in remaining
               if not any(child.key in remaining for child in graph.node_map[n].children)]
@@ -178,9 +535,8 @@ def pre_state(loader, targets):
 def make_state(graph, leaves, real_apps):
     """MigrationGraph.make_state(leaves, at_end=True), without its two quadratic costs at thousands
     of migrations: the plan is deduplicated with a set (Django searches a list), and AlterField
-    does not ask whether other models reference the field, which only decides how to re-render
-    models that are not rendered yet (state.apps is built once, afterwards)."""
-    from django.db.migrations import state as state_module
+    does not ask whether other models reference the field (see `unrendered_shortcut`)."""
+    from django.db.migrations.state import ProjectState
 
     plan, seen = [], set()
     for leaf in leaves:
@@ -188,29 +544,42 @@ def make_state(graph, leaves, real_apps):
             if key not in seen:
                 seen.add(key)
                 plan.append(key)
-    project_state = state_module.ProjectState(real_apps=real_apps)
-    original = state_module.field_is_referenced
-    state_module.field_is_referenced = unrendered_shortcut(original)
-    try:
+    project_state = ProjectState(real_apps=real_apps)
+    with unrendered_shortcut():
         for key in plan:
             project_state = graph.nodes[key].mutate_state(project_state, preserve=False)
-    finally:
-        state_module.field_is_referenced = original
     return project_state
 
 
-def unrendered_shortcut(field_is_referenced):
+def advance(state, migration):
+    """The whole (unrendered) state after a migration, for the next one to pick its models from."""
+    with unrendered_shortcut():
+        return migration.mutate_state(state, preserve=False)
+
+
+@contextlib.contextmanager
+def unrendered_shortcut():
+    """Whether other models reference a field only decides how to re-render models, and a state
+    that is not rendered yet (no `apps`) re-renders nothing: skip a scan of every model."""
+    from django.db.migrations import state as state_module
+
+    original = state_module.field_is_referenced
+
     def check(state, model_tuple, field_tuple):
-        if "apps" not in state.__dict__:  # reload_model() is a no-op then: the answer is unused
+        if "apps" not in state.__dict__:
             return False
-        return field_is_referenced(state, model_tuple, field_tuple)
+        return original(state, model_tuple, field_tuple)
 
-    return check
+    state_module.field_is_referenced = check
+    try:
+        yield
+    finally:
+        state_module.field_is_referenced = original
 
 
-def build_schema(connection, loader, state, applied):
+def build_schema(connection, extension_names, state):
     """Create the tables of `state` directly from its models (like syncdb), in one round trip."""
-    create_extensions(connection, loader, applied)
+    create_extensions(connection, extension_names)
     apps = state.apps
     with connection.schema_editor(collect_sql=True, atomic=False) as editor:
         for model in apps.get_models(include_auto_created=False):
@@ -223,14 +592,18 @@ def build_schema(connection, loader, state, applied):
             cursor.execute("\n".join(editor.collected_sql[start:start + SCHEMA_BATCH]))
 
 
-def create_extensions(connection, loader, applied):
+def extensions(loader, applied):
+    """PostgreSQL extensions the applied migrations create (CreateExtension and its subclasses)."""
     try:
         from django.contrib.postgres.operations import CreateExtension
     except Exception:
-        return
-    names = {op.name for key in applied for op in loader.graph.nodes[key].operations
-             if isinstance(op, CreateExtension)}
-    for name in sorted(names):
+        return []
+    return sorted({op.name for key in applied for op in loader.graph.nodes[key].operations
+                   if isinstance(op, CreateExtension)})
+
+
+def create_extensions(connection, names):
+    for name in names:
         with connection.cursor() as cursor:
             try:
                 cursor.execute("CREATE EXTENSION IF NOT EXISTS %s" % connection.ops.quote_name(name))
@@ -241,33 +614,88 @@ def create_extensions(connection, loader, applied):
 # ------------------------------------------------------------------ which tables the change needs
 
 
-def needed_models(loader, targets, state, runsql_tables):
-    """Models the new migrations need, or None when that cannot be known: those they touch, the
-    ones these reference and the ones referencing them (their foreign keys take locks and follow
-    renames), and the concrete parents of all of these."""
-    from django.db.migrations.utils import resolve_relation
-
-    by_table = {m.options.get("db_table") or f"{k[0]}_{k[1]}": k for k, m in state.models.items()}
-    operations = [op for key in targets for op in database_operations(loader.graph.nodes[key].operations)]
+def needed_models(migrations, state, relations, runsql_tables):
+    """Models the new migrations need (all of them, for the pre-state schema), or None when that
+    cannot be known."""
+    operations = [op for migration in migrations for op in database_operations(migration.operations)]
     if sum(type(op).__name__ == "RunSQL" for op in operations) != runsql_tables.get("count", 0):
         return None  # RunSQL the parent did not read (operations built in code): tables unknown
-    touched, referenced_by_others = set(), set()
-    for key in targets:
-        for operation in database_operations(loader.graph.nodes[key].operations):
-            keys = operation_models(operation, key[0], resolve_relation, by_table, runsql_tables)
-            if keys is None:
-                return None
-            touched |= keys
-            if type(operation).__name__ not in LOCAL_OPERATIONS:
-                referenced_by_others |= keys
+    needed = set()
+    for migration in migrations:
+        keys = models_needed(migration, state, relations, runsql_tables)
+        if keys is None:
+            return None
+        needed |= keys
+    return needed
+
+
+def models_needed(migration, state, relations, runsql_tables):
+    """Models one migration needs in `state`: those it touches, the ones these reference and the
+    ones referencing them (their foreign keys take locks and follow renames), and the concrete
+    parents of all of these; None when an operation cannot be placed."""
+    from django.db.migrations.utils import resolve_relation
+
+    touched, shared = set(), set()
+    for operation in database_operations(migration.operations):
+        keys = operation_models(operation, migration.app_label, resolve_relation, relations.by_table,
+                                runsql_tables)
+        if keys is None:
+            return None
+        touched |= keys
+        if type(operation).__name__ not in LOCAL_OPERATIONS:
+            shared |= keys
     needed = set(touched)
-    for key, model_state in state.models.items():
-        referenced = references(model_state, key, resolve_relation)
-        if key in touched:
-            needed |= referenced
-        elif referenced & referenced_by_others:
-            needed.add(key)
+    for key in touched:
+        needed |= relations.forward.get(key, set())
+    for key in shared:
+        needed |= relations.backward.get(key, set())
     return with_parents(state, needed & state.models.keys(), resolve_relation)
+
+
+class Relations:
+    """Which models reference which, kept up to date as the new migrations change the state: a scan
+    of thousands of models for every new migration would cost more than the migration itself."""
+
+    def __init__(self, state):
+        from django.db.migrations.utils import resolve_relation
+
+        self.resolve = resolve_relation
+        self.forward, self.backward, self.by_table, self.table_of = {}, {}, {}, {}
+        for key in state.models:
+            self.refresh(state, key)
+
+    def refresh(self, state, key):
+        for old in self.forward.pop(key, ()):
+            self.backward[old].discard(key)
+        table = self.table_of.pop(key, None)
+        if table is not None and self.by_table.get(table) == key:
+            del self.by_table[table]
+        model_state = state.models.get(key)
+        if model_state is None:
+            return
+        self.forward[key] = references(model_state, key, self.resolve)
+        for other in self.forward[key]:
+            self.backward.setdefault(other, set()).add(key)
+        self.table_of[key] = model_state.options.get("db_table") or f"{key[0]}_{key[1]}"
+        self.by_table[self.table_of[key]] = key
+
+    def after(self, state, migration, runsql_tables):
+        """Refresh what a migration may have changed: the models it touched, those referencing them
+        (renames rewrite their foreign keys), and models it created or deleted."""
+        from django.db.migrations.utils import resolve_relation
+
+        stale = set(state.models.keys() ^ self.forward.keys())
+        for operation in database_operations(migration.operations):
+            keys = operation_models(operation, migration.app_label, resolve_relation, self.by_table,
+                                    runsql_tables) or set()
+            new_name = getattr(operation, "new_name", None)
+            if isinstance(new_name, str) and type(operation).__name__ == "RenameModel":
+                keys.add((migration.app_label, new_name.lower()))
+            stale |= keys
+        for key in list(stale):
+            stale |= self.backward.get(key, set())
+        for key in stale:
+            self.refresh(state, key)
 
 
 def with_parents(state, keys, resolve_relation):
@@ -377,11 +805,11 @@ def references(model_state, key, resolve_relation):
 # ------------------------------------------------------------------ plan
 
 
-def target_plan(loader, targets):
-    graph = loader.graph
-    plan = []
-    wanted = set(targets)
-    for leaf in sorted(graph.leaf_nodes()):
+def target_plan(graph, targets, excluded):
+    """The targets in the order `migrate` applies them. Only leaves that descend from a target
+    (the excluded ones) have one in their plan: walking the others costs seconds at scale."""
+    plan, wanted = [], set(targets)
+    for leaf in sorted(set(graph.leaf_nodes()) & excluded):
         for key in graph.forwards_plan(leaf):
             if key in wanted and key not in plan:
                 plan.append(key)
@@ -555,15 +983,15 @@ class Tracer:
                 for trace in traces:
                     cursor.execute(trace["sql"])
                     trace["executed"] = True
-                    now = self.locks(cursor)
-                    names = self.relations(cursor)
-                    trace["locks"] = [self.lock(oid, mode, names, before)
-                                      for oid, mode in sorted(now - held)
-                                      if oid in names or oid in before]
+                    now, names = self.locked(cursor)
+                    # by name: object ids follow the order the pre-state schema was built in
+                    trace["locks"] = sorted((self.lock(oid, mode, names, before)
+                                             for oid, mode in now - held if oid in names or oid in before),
+                                            key=lambda lock: (lock["relation"], lock["mode"]))
                     held |= now
                     # against the state just before this statement: an earlier rewrite is not this one's
                     trace["rewrites"] = self.rewrites(previous, names)
-                    previous = names
+                    previous = {**previous, **names}
             except Exception as exc:
                 self.record_error(trace, exc, alone=not atomic)
             finally:
@@ -596,9 +1024,17 @@ class Tracer:
                 cursor.execute("COMMIT")
         return True
 
-    def locks(self, cursor):
-        cursor.execute(LOCKS_SQL)
-        return {(oid, mode) for oid, mode in cursor.fetchall()}
+    def locked(self, cursor):
+        """The locks this session holds, and what the locked relations are now: only a locked table
+        can have been rewritten, and asking for every relation after each statement costs seconds
+        at a few hundred migrations."""
+        cursor.execute(LOCKED_SQL)
+        locks, names = set(), {}
+        for oid, mode, name, kind, node, table in cursor.fetchall():
+            locks.add((oid, mode))
+            if name is not None:
+                names[oid] = (name, kind, node, table)
+        return locks, names
 
     def lock(self, oid, mode, names, before):
         name, kind, _node, table = names.get(oid) or before.get(oid) or (str(oid), "?", None, None)
@@ -686,64 +1122,86 @@ def first_line(exc):
 def review(request):
     started = time.monotonic()
     setup_django(request)
-    connection, loader = load_graph()
     import django
+    from django.db import connection
 
-    files = node_files(loader)
-    targets, unresolved = [], []
-    for path in request["targets"]:
-        key = files.get(os.path.realpath(path))
-        (targets.append(key) if key else unresolved.append(path))
+    cache = StateCache(request["state_cache"]) if request.get("state_cache") else None
+    loaded = load(request["targets"], cache)
     try:
         connection.ensure_connection()
         server_version = connection.pg_version
     except Exception as exc:
         raise Fatal("database", exc) from exc
+    loader, state = loaded.loader, loaded.state
     answer = {"django_version": django.get_version(), "postgres_version": server_version,
-              "unresolved": unresolved, "conflicts": conflicts(loader), "migrations": [],
-              "migration_files": {f"{k[0]}.{k[1]}": p for p, k in files.items()}}
-    state, applied = pre_state(loader, targets)
+              "unresolved": loaded.unresolved, "conflicts": conflicts(loader), "migrations": [],
+              "migration_files": {f"{k[0]}.{k[1]}": p for p, k in loaded.files.items() if k in loaded.excluded},
+              "state_cache": loaded.cache}
+    migrations = [loader.graph.nodes[key] for key in target_plan(loader.graph, loaded.targets, loaded.excluded)]
     answer["timings"] = {"graph": round(time.monotonic() - started, 3)}
+    runsql = request.get("runsql_tables") or {}
+    relations = Relations(state)
     try:
-        needed = needed_models(loader, targets, state, request.get("runsql_tables") or {})
+        needed = needed_models(migrations, state, relations, runsql)
     except Exception:  # an odd operation or relation: the full schema is always right
         needed = None
     answer["schema_models"] = None if needed is None else len(needed)
-    if needed is not None:
-        # The new migrations only touch these: Django re-renders what a change relates to after
-        # every operation, so a small state keeps that cost proportional to the change.
-        state = sub_state(state, needed)
     try:
-        build_schema(connection, loader, state, applied)
+        build_schema(connection, loaded.extensions, state if needed is None else sub_state(state, needed))
     except Exception as exc:
         raise Fatal("pre-state schema", exc) from exc
     answer["timings"]["schema"] = round(time.monotonic() - started, 3)
     with connection.cursor() as cursor:
         tracer = Tracer(connection, set())
-        relations = tracer.relations(cursor)
-    tracer.preexisting = set(relations)
-    preexisting_names = {name for name, kind, _n, _t in relations.values() if kind in ("r", "p")}
-    for key in target_plan(loader, targets):
-        migration = loader.graph.nodes[key]
-        answer["migrations"].append(review_migration(connection, tracer, migration, state,
-                                                     preexisting_names, request.get("trace", True)))
-        state = answer["migrations"][-1].pop("_state")
+        relations_now = tracer.relations(cursor)
+    tracer.preexisting = set(relations_now)
+    preexisting_names = {name for name, kind, _n, _t in relations_now.values() if kind in ("r", "p")}
+    trace = request.get("trace", True)
+    narrow = relations if needed is not None else None
+    for migration in migrations:
+        out, state = review_in_state(connection, tracer, migration, state, narrow, runsql,
+                                     preexisting_names, trace)
+        answer["migrations"].append(out)
     answer["timings"]["total"] = round(time.monotonic() - started, 3)
     return answer
 
 
+def review_in_state(connection, tracer, migration, state, relations, runsql, preexisting_names, trace):
+    """Review one migration; return its answer and the state for the next one.
+
+    With `relations`, the migration runs on a state of only the models it needs, picked from the
+    whole unrendered state, which then moves on without rendering: Django re-renders every model
+    related to a changed one after each operation, so the cost follows the migration, not the
+    project. Without (the models cannot be known), the whole state is carried, rendered once."""
+    if relations is None:
+        out, after = review_migration(connection, tracer, migration, state, preexisting_names, trace)
+        return out, after or state
+    try:
+        needed = models_needed(migration, state, relations, runsql)
+    except Exception:  # an odd operation or relation: the whole state is always right
+        needed = None
+    local = sub_state(state, needed) if needed is not None else state
+    out, after = review_migration(connection, tracer, migration, local, preexisting_names, trace)
+    if after is None:
+        return out, state
+    state = advance(state, migration)
+    relations.after(state, migration, runsql)
+    return out, state
+
+
 def review_migration(connection, tracer, migration, state, preexisting_names, trace):
+    """The migration's answer, and the state after it (None when Django could not apply it)."""
     before = state.clone()
     after, records, collected, error = collect(connection, migration, before)
     out = {"app_label": migration.app_label, "name": migration.name,
            "atomic": bool(migration.atomic), "replaces": [list(r) for r in migration.replaces],
            "collected_sql": collected, "error": error, "operations": records,
-           "tables_before": {}, "_state": after if error is None else state}
+           "tables_before": {}}
     if error is None and trace:
         out["error"] = trace_migration(tracer, migration, records,
                                        connection.features.can_rollback_ddl,
                                        preexisting_names, out["tables_before"])
-    return out
+    return out, after if error is None else None
 
 
 def conflicts(loader):

@@ -4,8 +4,10 @@ As root (the App's workers, CI): the child runs as an unprivileged system user
 (one of a pool, `migration-safe-sandbox-N`, leased per review), so it can read neither the service's key files nor
 /proc of its parent, and RLIMIT_NPROC bounds its processes; in new mount and
 network namespaces, so it has no network (the database is a Unix socket) and
-writes to /tmp land on a private tmpfs that vanishes with it. Without root
-none of that is possible here, and `describe()` says so.
+writes to /tmp land on a private tmpfs that vanishes with it; there the project
+is a read-only bind mount of the source tree (`ProjectView`) when the sandbox
+user can read that tree as it is, else a copy.
+Without root none of that is possible here, and `describe()` says so.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import os
 import pwd
 import random
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -28,7 +31,9 @@ from typing import Iterator
 SANDBOX_USER = "migration-safe-sandbox"  # the group; users are SANDBOX_USER-0 … -(POOL-1)
 POOL = 8  # reviews running at once on one machine, each under a user of its own
 CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+MS_REC, MS_PRIVATE = 16384, 1 << 18
+READ_ONLY = MS_RDONLY | MS_NOSUID | MS_NODEV
 PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
 
 
@@ -155,11 +160,65 @@ def probe_namespaces() -> bool:
         return False
 
 
-def enter_namespaces(network: bool, keep: tuple[str, ...] = ()) -> None:
+@dataclass(frozen=True)
+class ProjectView:
+    """The source tree shown read-only at `target` in the child's mount namespace, instead of a copy.
+
+    `.git` entries are hidden as the copy left them out: a work tree's `.git`
+    file names the cached mirror, a clone's folder holds its config.
+    """
+    source: str
+    target: str  # an empty folder the parent made: the child must never run on it bare
+    identity: tuple[int, int]  # (st_dev, st_ino) of `source`, to check the mount took
+    git_dirs: tuple[str, ...] = ()  # relative to `source`
+    git_files: tuple[str, ...] = ()
+
+
+def project_view(source: str, target: str) -> ProjectView | None:
+    """A view of `source` for the sandbox user, or None when only a copy will do: a file without
+    o+r or a folder without o+rx (the copy is chowned to the child; the view keeps the owners),
+    or a `.git` that is neither a file nor a folder (a symlink could lead out of the tree)."""
+    try:
+        found = readable_by_others(source)
+        info = os.stat(source)
+    except OSError:
+        return None  # the copy reports what is wrong with the tree
+    if found is None:
+        return None
+    return ProjectView(source, target, (info.st_dev, info.st_ino), *found)
+
+
+def readable_by_others(root: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """The tree's `.git` folders and files (relative), or None if some entry is not world-readable."""
+    if not _others_can_read(os.stat(root).st_mode):
+        return None
+    git_dirs, git_files, pending = [], [], [root]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                mode = entry.stat(follow_symlinks=False).st_mode
+                if entry.name == ".git":
+                    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                        return None
+                    (git_dirs if stat.S_ISDIR(mode) else git_files).append(os.path.relpath(entry.path, root))
+                elif not stat.S_ISLNK(mode) and not _others_can_read(mode):
+                    return None
+                elif stat.S_ISDIR(mode):
+                    pending.append(entry.path)
+    return tuple(git_dirs), tuple(git_files)
+
+
+def _others_can_read(mode: int) -> bool:
+    needed = 0o005 if stat.S_ISDIR(mode) else 0o004  # folders: list and traverse
+    return mode & needed == needed
+
+
+def enter_namespaces(network: bool, keep: tuple[str, ...] = (), view: ProjectView | None = None) -> None:
     """Between fork and exec: new mount (+ network) namespace with private temp dirs.
 
     A temp dir that holds one of `keep` (the review's own folder, the database
-    socket) stays shared, or the child could not reach them.
+    socket) stays shared, or the child could not reach them. The project view
+    is mounted first: its source may live in a temp dir the child loses.
     """
     libc = ctypes.CDLL(None, use_errno=True)
     flags = CLONE_NEWNS | (0 if network else CLONE_NEWNET)
@@ -167,9 +226,40 @@ def enter_namespaces(network: bool, keep: tuple[str, ...] = ()) -> None:
         raise OSError(ctypes.get_errno(), "unshare failed")
     if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
         raise OSError(ctypes.get_errno(), "making mounts private failed")
+    if view is not None:
+        try:
+            mount_view(libc, view)
+        except OSError as exc:  # Popen only says "Exception occurred in preexec_fn": leave the reason in the log
+            os.write(2, f"{exc}\n".encode(errors="replace"))
+            raise
     for path in PRIVATE_TMP:
         if os.path.isdir(path) and not any(k == path or k.startswith(path + "/") for k in keep):
             libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=256m,mode=1777")
+
+
+def mount_view(libc, view: ProjectView) -> None:
+    """Any failure raises: Popen then fails to start, and the parent falls back to a copy."""
+    target = os.fsencode(view.target)
+    _mount(libc, os.fsencode(view.source), target, None, MS_BIND)  # not MS_REC: submounts would stay writable
+    _mount(libc, None, target, None, MS_BIND | MS_REMOUNT | READ_ONLY)
+    for relative in view.git_dirs:
+        _mount(libc, b"tmpfs", os.path.join(target, os.fsencode(relative)), b"tmpfs",
+               READ_ONLY | MS_NOEXEC, b"size=4k,mode=0555")
+    for relative in view.git_files:
+        hidden = os.path.join(target, os.fsencode(relative))
+        _mount(libc, b"/dev/null", hidden, None, MS_BIND)
+        _mount(libc, None, hidden, None, MS_BIND | MS_REMOUNT | READ_ONLY)  # nodev: not even empty reads
+    info = os.stat(target)
+    if (info.st_dev, info.st_ino) != view.identity:
+        raise OSError(f"{view.target} does not show {view.source} after mounting it")
+    os.chdir(target)  # Popen entered the bare mount point before this ran
+
+
+def _mount(libc, source: bytes | None, target: bytes, fstype: bytes | None, flags: int,
+           data: bytes | None = None) -> None:
+    if libc.mount(source, target, fstype, flags, data) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"mount on {os.fsdecode(target)} failed: {os.strerror(code)}")
 
 
 def drop_privileges(isolation: Isolation) -> None:
@@ -198,7 +288,7 @@ def sandbox_group_gid() -> int | None:
 
 
 def give_tree(path: str, isolation: Isolation) -> None:
-    """Make a throwaway copy the child's own."""
+    """Make the review's folder (and a throwaway copy of the project in it) the child's own."""
     if isolation.uid is None:
         return
     for root, _dirs, files in os.walk(path):

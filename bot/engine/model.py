@@ -312,6 +312,7 @@ class Review:
     notes: list[str] = field(default_factory=list)  # review-wide remarks (e.g. static fallback)
     postgres_version: int | None = None
     django_version: str | None = None
+    state_cache: str | None = None  # how the pre-state was had: "hit …", "miss …; stored", "off"
 
     @property
     def blocking(self) -> bool:

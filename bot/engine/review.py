@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from migration_safe.config import Config, load_config
-from migration_safe.engine import discover, install
+from migration_safe.engine import discover, install, statecache
 from migration_safe.engine.assemble import operations_from_child, operations_from_file
 from migration_safe.engine.database import DatabaseError, Server, server_from_environment
 from migration_safe.engine.hints import runsql_tables
@@ -38,6 +38,8 @@ class ReviewRequest:
     acknowledgements: list[Acknowledgement] = field(default_factory=list)
     overrides: dict[str, PhaseOverride] = field(default_factory=dict)  # label -> override
     install: bool = False  # run the config's `install:` commands into a cached virtualenv first
+    state_cache: bool = True  # reuse the pre-state an earlier review of this repository left
+    cache_namespace: str | None = None  # whose reviews may share it (default: this repository's path)
 
 
 def run_review(request: ReviewRequest) -> Review:
@@ -87,7 +89,8 @@ def review_files(tree: Path, files: list[MigrationFile], config: Config, request
     review = Review(migrations=decide(analysed, config, pg_major, request.acknowledgements,
                                       request.overrides, django_version), notes=notes,
                     django_version=django_version,
-                    postgres_version=answer.get("postgres_version") if answer else None)
+                    postgres_version=answer.get("postgres_version") if answer else None,
+                    state_cache=answer.get("state_cache") if answer else None)
     if result is not None and not result.isolated:
         review.notes.append("sandbox: " + "; ".join(result.isolation))
     return review
@@ -113,10 +116,16 @@ def run_sandbox(tree: Path, files: list[MigrationFile], config: Config,
                              "targets": [str(tree / f.path) for f in files], "trace": True,
                              "runsql_tables": runsql_tables(files)}
             result = run_child(python, child_request, request.limits,
-                               network=not target.host.startswith("/"))
+                               network=not target.host.startswith("/"), cache=state_cache_folder(request, python))
     except DatabaseError as exc:
         return None, None, [f"sandbox database unavailable: {exc}"]
     return result, server, sandbox_notes(result)
+
+
+def state_cache_folder(request: ReviewRequest, python: str) -> Path | None:
+    if not request.state_cache:
+        return None
+    return statecache.namespace_folder(request.cache_namespace or f"local:{request.repo.resolve()}", python)
 
 
 def sandbox_notes(result: ChildResult) -> list[str]:

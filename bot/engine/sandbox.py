@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import resource
 import shutil
@@ -14,12 +15,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from migration_safe.engine import statecache
 from migration_safe.engine.database import cache_dir
 from migration_safe.engine.isolation import (
-    Isolation, drop_privileges, enter_namespaces, give_tree, lease,
+    Isolation, ProjectView, drop_privileges, enter_namespaces, give_tree, lease, project_view,
 )
 
 CHILD = Path(__file__).with_name("child.py")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,41 +47,80 @@ class ChildResult:
 
 
 def run_child(python: str, request: dict, limits: Limits = Limits(),
-              network: bool = False) -> ChildResult:
-    """Run child.py under `python` on a throwaway copy of the project; never raises for the child's failures."""
+              network: bool = False, cache: Path | None = None) -> ChildResult:
+    """Run child.py under `python` on a read-only view or a throwaway copy of the project; never raises
+    for the child's failures. `cache`: the state cache's folder for this repository, if any."""
     with lease() as isolation:
-        return run_isolated(python, request, limits, network, isolation)
+        return run_isolated(python, request, limits, network, isolation, cache)
 
 
-def run_isolated(python: str, request: dict, limits: Limits, network: bool, isolation: Isolation) -> ChildResult:
+def run_isolated(python: str, request: dict, limits: Limits, network: bool, isolation: Isolation,
+                 cache: Path | None = None) -> ChildResult:
     workdir = Path(tempfile.mkdtemp(prefix="review-", dir=sandbox_root()))
     try:
-        copy = workdir / "project"
-        shutil.copytree(request["root"], copy, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+        project = workdir / "project"
+        view = prepare_project(request["root"], project, isolation)
         (workdir / "home").mkdir()
-        moved = {**request, "root": str(copy),
-                 "targets": [relocate(t, request["root"], copy) for t in request["targets"]]}
+        moved = {**request, "root": str(project),
+                 "targets": [relocate(t, request["root"], project) for t in request["targets"]]}
+        if cache is not None:
+            moved["state_cache"] = statecache.offer(cache, workdir)
         request_path, answer_path = workdir / "request.json", workdir / "answer.json"
         request_path.write_text(json.dumps(moved))
         give_tree(str(workdir), isolation)
         keep = (str(workdir), request["database"].get("host") or "", *interpreter_paths(python), str(CHILD))
-        result = run(python, copy, request_path, answer_path, workdir / "child.log", workdir / "home",
-                     limits, network, isolation, keep)
+        child = functools.partial(run, python, project, request_path, answer_path, workdir / "child.log",
+                                  workdir / "home", limits, network, isolation, keep)
+        result = child(view)
+        if result is None:  # the view could not be mounted: never let the child run on the bare mount point
+            logger.warning("could not mount %s read-only for the sandbox (%s); reviewing a copy",
+                           request["root"], read_tail(workdir / "child.log", 1024).strip())
+            copy_project(request["root"], project, isolation)
+            result = child(None)
         result.isolated = isolation.complete and not network
+        if cache is not None and result.answer and "fatal" not in result.answer:
+            statecache.keep(cache, workdir, result.answer)
         if result.answer:
             files = result.answer.get("migration_files", {})
-            result.answer["migration_files"] = {k: relocate(v, str(copy), request["root"])
+            result.answer["migration_files"] = {k: relocate(v, str(project), request["root"])
                                                 for k, v in files.items()}
         return result
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def prepare_project(source: str, project: Path, isolation: Isolation) -> ProjectView | None:
+    """With mount namespaces, an empty mount point for a read-only view of `source` (copying 10,000
+    files costs seconds per review); else, or when the sandbox user could not read the tree as it
+    is, a copy without `.git`."""
+    view = project_view(source, str(project)) if isolation.namespaces else None
+    if view is None:
+        copy_without_git(source, project)
+    else:
+        project.mkdir()
+    return view
+
+
+def copy_project(source: str, project: Path, isolation: Isolation) -> None:
+    """The fallback when the view failed: the mount point becomes a copy the child owns."""
+    project.rmdir()
+    copy_without_git(source, project)
+    give_tree(str(project), isolation)
+
+
+def copy_without_git(source: str, project: Path) -> None:
+    shutil.copytree(source, project, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+
+
 def run(python: str, cwd: Path, request_path: Path, answer_path: Path, log_path: Path, home: Path,
-        limits: Limits, network: bool, isolation: Isolation, keep: tuple[str, ...]) -> ChildResult:
+        limits: Limits, network: bool, isolation: Isolation, keep: tuple[str, ...],
+        view: ProjectView | None = None) -> ChildResult | None:
+    """None: the child could not start with `view` (the mount failed before any project code ran)."""
     command = [python, "-I", "-B", str(CHILD), str(request_path), str(answer_path)]
     env = child_environment(python, str(home))
-    outcome = execute(command, cwd, env, log_path, limits, network, isolation, keep)
+    outcome = execute(command, cwd, env, log_path, limits, network, isolation, keep, view)
+    if outcome.start_error and view is not None:
+        return None
     if outcome.start_error:
         return ChildResult(None, f"could not start {python}: {outcome.start_error}")
     return finish(outcome.returncode, answer_path, limits, outcome.limit, outcome.log_tail,
@@ -94,9 +136,10 @@ class Outcome:
 
 
 def execute(command: list[str], cwd: Path, env: dict[str, str], log_path: Path, limits: Limits,
-            network: bool, isolation: Isolation, keep: tuple[str, ...]) -> Outcome:
+            network: bool, isolation: Isolation, keep: tuple[str, ...],
+            view: ProjectView | None = None) -> Outcome:
     """Run one command contained: namespaces, limits, another user, the whole session killed after."""
-    prepare = functools.partial(enter_sandbox, limits, isolation, network, keep)
+    prepare = functools.partial(enter_sandbox, limits, isolation, network, keep, view)
     with open(log_path, "wb") as log:
         if isolation.uid is not None:
             os.chown(log_path, isolation.uid, isolation.gid)
@@ -201,12 +244,13 @@ def _session_of(pid: int) -> int | None:
         return None
 
 
-def enter_sandbox(limits: Limits, isolation: Isolation, network: bool, keep: tuple[str, ...]) -> None:
-    """Runs in the child between fork and exec: namespaces, limits, then another user."""
+def enter_sandbox(limits: Limits, isolation: Isolation, network: bool, keep: tuple[str, ...],
+                  view: ProjectView | None = None) -> None:
+    """Runs in the child between fork and exec: namespaces (the project's view), limits, then another user."""
     for sig in (signal.SIGXCPU, signal.SIGPIPE):  # an ignored disposition survives exec
         signal.signal(sig, signal.SIG_DFL)
     if isolation.namespaces:
-        enter_namespaces(network, keep)
+        enter_namespaces(network, keep, view)
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))

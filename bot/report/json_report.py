@@ -28,6 +28,7 @@ def document(review: Review) -> dict[str, Any]:
         # Extras, where the contract is silent.
         "postgres_version": review.postgres_version,
         "django_version": review.django_version,
+        "state_cache": review.state_cache,
         "notes": list(review.notes),
     }
 

@@ -1,13 +1,17 @@
 """Hostile PR code in the real sandbox: the worst it can do is fail its own review."""
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
+from migration_safe.engine import isolation
 from migration_safe.engine.isolation import available
 from migration_safe.engine.review import ReviewRequest, run_review
 from migration_safe.engine.sandbox import Limits
@@ -136,7 +140,7 @@ def test_ten_gigabytes_allocation_fails_inside_the_child(shop):
 
 def test_huge_file_and_stdout_flood_hit_the_file_size_limit(shop):
     review, migration = hostile(shop, '''
-        with open("big.bin", "wb") as fh:
+        with open(os.path.join(os.environ["HOME"], "big.bin"), "wb") as fh:
             while True:
                 fh.write(b"x" * (1 << 20))
     ''', Limits(file_bytes=8 << 20))
@@ -166,3 +170,97 @@ def test_child_writes_leave_nothing_behind(shop):
     assert not os.path.exists(marker)
     cache = os.environ["MIGRATION_SAFE_CACHE"]
     assert os.listdir(os.path.join(cache, "sandbox")) == []
+
+
+VANDAL = '''
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+found = []
+def attempt(what, action):
+    try:
+        found.append(f"{what} DONE {action()!r}")
+    except OSError as exc:
+        found.append(f"{what} refused errno={exc.errno}")
+attempt("modify", lambda: open(os.path.join(root, "manage.py"), "a").write("# vandalised"))
+attempt("create", lambda: open(os.path.join(root, "planted.py"), "w").write("x = 1"))
+attempt("delete", lambda: os.remove(os.path.join(root, "NOTES.txt")))
+attempt("mkdir", lambda: os.mkdir(os.path.join(root, "planted")))
+attempt("chmod", lambda: os.chmod(os.path.join(root, "manage.py"), 0o777))
+for name in (".git", ".git/config", ".git/HEAD"):
+    attempt("read " + name, lambda: open(os.path.join(root, name)).read())
+attempt("list .git", lambda: os.listdir(os.path.join(root, ".git")))
+raise RuntimeError("VANDAL " + " | ".join(found))
+'''
+GIT_SECRET = "ghs_SECRETmirrortoken1234"
+
+
+def vandal_project(shop, tmp_path: Path, worktree: bool) -> Path:
+    """A PR whose migration writes, creates and deletes in its own project and reads its `.git`:
+    a clone (a `.git` folder) or a work tree (a `.git` file naming the repository, as the App's
+    mirrors give)."""
+    shop.git("remote", "add", "origin", f"https://x-access-token:{GIT_SECRET}@github.com/acme/shop.git")
+    shop.write("NOTES.txt", "keep me\n")
+    shop.base = shop.commit("notes")
+    shop.write("shop/migrations/0002_vandal.py", "import os\n" + VANDAL + "\nfrom django.db import migrations\n\n\n"
+               "class Migration(migrations.Migration):\n    dependencies = [('shop', '0001_initial')]\n"
+               "    operations = []\n")
+    shop.commit("vandal")
+    if not worktree:
+        return shop.root
+    shop.git("worktree", "add", "-q", "--detach", str(tmp_path / "tree"), "HEAD")
+    return tmp_path / "tree"
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Names, modes and contents; git's own bookkeeping in `.git/` aside (the review runs git)."""
+    return {name: f"{oct(path.lstat().st_mode)} " + (hashlib.sha256(path.read_bytes()).hexdigest()
+                                                      if path.is_file() else "")
+            for path in sorted(root.rglob("*"))
+            if not (name := str(path.relative_to(root))).startswith(".git/")}
+
+
+@pytest.mark.parametrize("worktree", [False, True], ids=["clone", "worktree"])
+def test_the_child_cannot_change_its_project_nor_read_its_git(shop, tmp_path, worktree):
+    root = vandal_project(shop, tmp_path, worktree)
+    before = snapshot(root)
+    review = run_review(ReviewRequest(repo=root, base=shop.base))
+    assert snapshot(root) == before
+    [migration] = review.migrations
+    assert migration.sql_status == "unavailable" and "VANDAL" in migration.sql_error
+    text = json_report.render(review) + json.dumps(review.notes)
+    for secret in (GIT_SECRET, "gitdir:", "[core]", "ref: refs/heads"):
+        assert secret not in text
+    attempts = migration.sql_error.split("VANDAL ", 1)[1].split(" | ")
+    git_reads = [a for a in attempts if a.startswith(("read .git", "list .git"))]
+    assert len(git_reads) == 4
+    assert all(" refused " in a or a == "list .git DONE []" for a in git_reads), git_reads
+    if ISOLATED:  # the read-only view, not a copy: every write is refused, where a copy would take it
+        writes = [a for a in attempts if a.split()[0] in ("modify", "create", "delete", "mkdir", "chmod")]
+        assert len(writes) == 5 and all(" refused " in a for a in writes), writes
+        assert "create refused errno=30" in writes  # EROFS: the mount, not only the files' modes
+
+
+@needs_isolation
+def test_a_tree_the_sandbox_user_cannot_read_is_reviewed_on_a_copy(shop):
+    (shop.root / "mysite" / "settings.py").chmod(0o600)  # e.g. a service running with umask 077
+    assert isolation.project_view(str(shop.root), "/unused") is None
+    _, migration = hostile(shop, "")
+    assert migration.sql_status == "ok"
+
+
+@needs_isolation
+@pytest.mark.parametrize("failure", ["mount fails", "mount does not take"])
+def test_a_failed_mount_falls_back_to_a_copy(shop, monkeypatch, caplog, failure):
+    """Never a review of the empty mount point: the start fails, and the copy is reviewed instead."""
+    if failure == "mount fails":
+        def broken(libc, *args, **kwargs):
+            raise OSError(1, "mount refused by the test")
+        reason = "mount refused by the test"
+    else:
+        def broken(libc, *args, **kwargs):  # returns as if it had mounted: the identity check catches it
+            return None
+        reason = "does not show"
+    monkeypatch.setattr(isolation, "_mount", broken)  # the forked child runs this copy of the module
+    with caplog.at_level(logging.WARNING, logger="migration_safe.engine.sandbox"):
+        _, migration = hostile(shop, "")
+    assert migration.sql_status == "ok"
+    assert "reviewing a copy" in caplog.text and reason in caplog.text

@@ -1,0 +1,167 @@
+"""The pre-state kept across reviews of a repository: a warm review says exactly what a cold one says,
+and anything that could change the state (other migration files, the code they use) turns it cold."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from migration_safe.cli import main
+from migration_safe.engine import statecache
+from migration_safe.engine.database import cache_dir
+
+pytestmark = pytest.mark.slow
+
+CUSTOM_FIELD = '''
+from django.db import models
+
+
+class CodeField(models.CharField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 12)
+        super().__init__(*args, **kwargs)
+'''
+
+BASE_MODELS = '''
+from django.db import models
+
+from shop.fields import CodeField
+
+
+class Product(models.Model):
+    title = models.CharField(max_length=200)
+    code = CodeField()
+'''
+
+INITIAL = '''
+from django.db import migrations, models
+
+import shop.fields
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = [("auth", "__first__")]
+    operations = [
+        migrations.CreateModel("Product", [
+            ("id", models.BigAutoField(primary_key=True, serialize=False)),
+            ("title", models.CharField(max_length=200)),
+            ("code", shop.fields.CodeField(max_length=12)),
+        ]),
+    ]
+'''
+
+ADD_INDEX = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [
+        migrations.AddField("product", "sku", models.CharField(max_length=20, null=True)),
+        migrations.AddIndex("product", models.Index(fields=["code"], name="product_code_ix")),
+    ]
+'''
+
+
+@pytest.fixture
+def project(shop):
+    shop.write("shop/fields.py", CUSTOM_FIELD).write("shop/models.py", BASE_MODELS)
+    shop.migration("shop", "0001_initial", INITIAL)
+    shop.base = shop.commit("base with a custom field")
+    shop.migration("shop", "0002_sku", ADD_INDEX)
+    shop.commit("a new migration")
+    return shop
+
+
+def check(project, *extra):
+    out = project.root.parent / "report.json"
+    code = main(["check", "--repo", str(project.root), "--base", project.base, "--format", "json",
+                 "--output", str(out), *extra])
+    return code, json.loads(out.read_text())
+
+
+def without_cache(report):
+    return {k: v for k, v in report.items() if k != "state_cache"}
+
+
+def test_warm_review_equals_cold(project):
+    code, cold = check(project)
+    assert cold["state_cache"].endswith("; stored"), cold["state_cache"]
+    warm_code, warm = check(project)
+    assert warm["state_cache"].startswith("hit "), warm["state_cache"]
+    assert (warm_code, without_cache(warm)) == (code, without_cache(cold))
+    locks = warm["migrations"][0]["operations"][1]["locks"]
+    assert {"relation": "shop_product", "mode": "ShareLock"} in locks  # really traced, not remembered
+
+
+def test_changed_code_of_a_cached_class_turns_cold(project):
+    check(project)
+    # The state holds CodeField instances: new code for the class may mean another column.
+    project.write("shop/fields.py", CUSTOM_FIELD + "\n\nDEFAULT_CODE = ''\n")
+    project.commit("field code changed")
+    _code, report = check(project)
+    assert report["state_cache"].startswith("miss: the code of shop.fields changed"), report["state_cache"]
+
+
+def test_changed_older_migration_turns_cold(project):
+    check(project)
+    project.migration("shop", "0001_initial", INITIAL.replace("max_length=200", "max_length=300"))
+    project.commit("an older migration edited")
+    _code, report = check(project)
+    assert report["state_cache"].startswith("miss: no cached state"), report["state_cache"]
+    assert report["state_cache"].endswith("; stored")
+    modified = next(m for m in report["migrations"] if m["name"] == "0001_initial")
+    assert modified["sql_status"] == "ok"
+    assert check(project)[1]["state_cache"].startswith("hit ")
+
+
+def test_a_new_migration_that_runs_before_an_older_one_is_never_cached(project):
+    project.migration("shop", "0003_first", '''
+        from django.db import migrations
+
+
+        class Migration(migrations.Migration):
+            run_before = [("shop", "0001_initial")]
+            operations = []
+    ''')
+    project.commit("runs before 0001")
+    for _ in range(2):
+        _code, report = check(project)
+        assert "other migrations depend on the new ones" in report["state_cache"], report["state_cache"]
+    assert sorted(m["name"] for m in report["migrations"]) == ["0002_sku", "0003_first"]
+
+
+def test_a_corrupt_entry_is_a_miss_not_a_wrong_review(project):
+    _code, cold = check(project)
+    for pickle_file in (cache_dir() / "states").glob("*/*/state.pickle"):
+        pickle_file.write_bytes(b"not a pickle")
+    _code, report = check(project)
+    assert report["state_cache"].startswith("miss: the cached state does not load"), report["state_cache"]
+    assert without_cache(report) == without_cache(cold)
+
+
+def test_no_state_cache_flag(project):
+    check(project)
+    _code, report = check(project, "--no-state-cache")
+    assert report["state_cache"] == "off"
+
+
+def test_namespaces_do_not_share(tmp_path):
+    python = shutil.which("python3") or "python3"
+    fork = statecache.namespace_folder("github:someone/fork", python)
+    upstream = statecache.namespace_folder("github:owner/repo", python)
+    other_python = statecache.namespace_folder("github:owner/repo", "/opt/other/bin/python")
+    assert len({fork, upstream, other_python}) == 3
+    entry = upstream / "0123456789abcdef"
+    entry.mkdir(parents=True)
+    for name in statecache.FILES:
+        (entry / name).write_text("{}")
+    workdir = tmp_path / "review"
+    workdir.mkdir()
+    assert statecache.offer(fork, workdir)["entries"] == []
+    again = tmp_path / "again"
+    again.mkdir()
+    offered = statecache.offer(upstream, again)["entries"]
+    assert [p.split("/")[-1] for p in offered] == [entry.name]
