@@ -51,6 +51,13 @@ class Mirrors:
     def __init__(self, cache_dir: Path) -> None:
         self.root = cache_dir / "mirrors"
 
+    def private_root(self) -> Path:
+        """Ours alone: the sandboxed child can reach the cache folder above (its own folder is in
+        it), and other repositories' mirrors must stay out of its reach."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        return self.root
+
     def mirror_path(self, full_name: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", full_name.replace("/", "__"))
         return self.root / f"{safe}.git"
@@ -78,7 +85,7 @@ class Mirrors:
     def _fetch(self, mirror: Path, clone_url: str, token: str, pr: int, base_ref: str,
                shas: list[str]) -> None:
         if not (mirror / "HEAD").exists():
-            mirror.parent.mkdir(parents=True, exist_ok=True)
+            self.private_root()
             run_git(mirror.parent, ["init", "--quiet", "--bare", str(mirror)], token)
         missing = [sha for sha in shas if not has_commit(mirror, sha)]
         if not missing:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from migration_safe.app import publish
 from migration_safe.app.command_parser import Command, commands_in, help_text
 from migration_safe.app.events import CommandJob, ReviewJob
 from migration_safe.engine.model import Acknowledgement, PhaseOverride, Review
-from migration_safe.engine.autofix import plan_fixes
 from migration_safe.engine.phases import refuse_phase, touches_large
 from migration_safe_rules import catalogue
+
+if TYPE_CHECKING:  # the worker imports this module
+    from migration_safe.app.worker import Reviewed
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +99,9 @@ def handle_command(worker, job: CommandJob) -> None:
         answers.append((command, text, success))
         ok &= success
         needs_review |= review
-    review = review_head(worker, job, repo, pull) if needs_review else None
-    lines = [finish(command, text, success, review) for command, text, success in answers]
-    ok = ok and all(success for success in outcome_flags(answers, review))
+    reviewed = review_head(worker, job, repo, pull) if needs_review else None
+    lines = [finish(command, text, success, reviewed) for command, text, success in answers]
+    ok = ok and all(success for success in outcome_flags(answers, reviewed.review if reviewed else None))
     pull.create_issue_comment(reply(comment, lines))
     comment.create_reaction("+1" if ok else "confused")
 
@@ -132,9 +135,10 @@ def answer(command: Command, permissions: Permissions, login: str) -> tuple[str,
     return "", True, command.name in ("recheck", "ignore", "unignore", "phase")
 
 
-def finish(command: Command, text: str, success: bool, review: Review | None) -> str:
+def finish(command: Command, text: str, success: bool, reviewed: Reviewed | None) -> str:
     if text or not success:
         return text
+    review = reviewed.review if reviewed else None
     if command.name == "recheck":
         return "Re-reviewed the current head."
     if command.name == "ignore":
@@ -147,27 +151,26 @@ def finish(command: Command, text: str, success: bool, review: Review | None) ->
     if command.name == "unignore":
         return f"{command.rule} is no longer acknowledged{' for ' + command.migration if command.migration else ''}."
     if command.name == "phase":
-        return phase_answer(command, review)
+        return phase_answer(command, reviewed)
     if command.name == "split":
-        return split_answer(command, review)
+        return split_answer(command, reviewed)
     return "Done."
 
 
-def phase_answer(command: Command, review: Review | None) -> str:
-    verdict = find(review, command.migration)
+def phase_answer(command: Command, reviewed: Reviewed | None) -> str:
+    verdict = find(reviewed.review if reviewed else None, command.migration)
     if verdict is None:
         return f"This pull request adds no migration {command.migration}."
     if verdict.phase_override is not None and verdict.phase_override.phase == command.phase:
         return f"{command.migration} now runs {command.phase.value}. Reason: {command.reason}"
-    from migration_safe.config import Config
-
-    reason = refuse_phase(verdict.phase, command.phase, touches_large(verdict.operations, Config()))
+    # The head's config, as the review refused with: its large tables are the usual reason.
+    reason = refuse_phase(verdict.phase, command.phase, touches_large(verdict.operations, reviewed.config))
     return f"Refused: {command.migration} cannot run {command.phase.value}: {reason or 'it is not safe'}."
 
 
-def split_answer(command: Command, review: Review | None) -> str:
-    """The plan in prose, then the files to commit: the same plan_fixes as `autofix: push` and the CLI."""
-    verdict = find(review, command.migration)
+def split_answer(command: Command, reviewed: Reviewed | None) -> str:
+    """The plan in prose, then the files to commit: the same plan as `autofix: push` and the CLI."""
+    verdict = find(reviewed.review if reviewed else None, command.migration)
     if verdict is None:
         return f"This pull request adds no migration {command.migration}."
     if verdict.needs_split:
@@ -177,7 +180,7 @@ def split_answer(command: Command, review: Review | None) -> str:
     else:
         lines = [f"{command.migration} needs no split: all its operations are "
                  f"{verdict.phase.value if verdict.phase else '?'}."]
-    plan = plan_fixes(review, only={command.migration})
+    plan = reviewed.fixes(only={command.migration})
     if plan.files:
         lines.append("\nReady to commit (a file that exists is replaced; new parts go to the end of the "
                      "app's chain, in phase order):")
@@ -210,7 +213,7 @@ def find(review: Review | None, label: str | None):
     return next((m for m in review.migrations if m.file.label == label), None)
 
 
-def review_head(worker, job: CommandJob, repo, pull) -> Review | None:
+def review_head(worker, job: CommandJob, repo, pull) -> Reviewed | None:
     review_job = ReviewJob(job.installation_id, job.repo, pull.number, pull.head.sha, f"command by @{job.author}")
     return worker.review_pull(review_job, repo, pull)
 

@@ -13,7 +13,8 @@ from migration_safe.app.events import CommandJob, ReviewJob, job_from_dict
 from migration_safe.app.github import GitHubApp
 from migration_safe.app.settings import AppSettings, settings_from_environment
 from migration_safe.config import Config, ConfigError, load_config
-from migration_safe.engine.autofix import plan_fixes
+from migration_safe.engine.autofix import FixPlan, plan_fixes
+from migration_safe.engine.concurrent import uses_pg_migration_tools
 from migration_safe.engine.isolation import available as isolation_available
 from migration_safe.engine.model import Review
 from migration_safe.engine.review import ReviewRequest, run_review
@@ -29,6 +30,12 @@ class Superseded(Exception):
 class Reviewed:
     review: Review
     config: Config  # the head's `.github/migration-safe.yml`
+    safer: bool = False  # the head uses django-pg-migration-tools
+
+    def fixes(self, only: set[str] | None = None) -> FixPlan:
+        """The files `migration-safe fix` would write on the head's tree, so that a suggestion, a
+        split and a push never differ from what the CLI gives the same people."""
+        return plan_fixes(self.review, only=only, config=self.config, safer=self.safer)
 
 
 class Worker:
@@ -62,7 +69,7 @@ class Worker:
         pull.update()
         return pull.head.sha == job.head_sha
 
-    def review_pull(self, job: ReviewJob, repo, pull) -> Review | None:
+    def review_pull(self, job: ReviewJob, repo, pull) -> Reviewed | None:
         if pull.state != "open" or not self.current(job, pull):
             log.info("skipping %s: closed or superseded", job.key)
             return None
@@ -97,13 +104,13 @@ class Worker:
         # Last: the required check turns green only once everything is published, and an attempt
         # that fails before this leaves its run in progress, without annotations, for the retry to reuse.
         publish.complete_check(run, review, pushed.note)
-        return review
+        return reviewed
 
     def push_fixes(self, job: ReviewJob, repo, pull, run, reviewed: Reviewed) -> autopush.Outcome:
         """`autofix: push`: the plan's files as one commit on the PR's branch, when allowed."""
         if reviewed.config.autofix != "push":
             return autopush.Outcome()
-        plan = plan_fixes(reviewed.review)
+        plan = reviewed.fixes()
         if not plan.files:  # nothing (left) to fix: this is where a push's own review stops
             return autopush.Outcome()
         if reviewed.review.sql_unavailable:  # a static-only review: the CLI may fix from it, a bot should not
@@ -146,11 +153,21 @@ class Worker:
         state = command_state(repo, pull, self.settings.bot_login)
         with self.mirrors.worktree(repo.full_name, repo.clone_url, token, pull.number, pull.base.ref,
                                    [job.head_sha, pull.base.sha]) as tree:
-            config = load_config(tree)  # read before the project's code runs in the review
+            # Both read before the project's code runs in the review: it must not choose them.
+            config = load_config(tree)
+            safer = uses_pg_migration_tools(tree)
             review = run_review(ReviewRequest(repo=tree, base=pull.base.sha, head=job.head_sha,
                                               acknowledgements=state.acknowledgements,
-                                              overrides=state.overrides, install=True))
-            return Reviewed(review, config)
+                                              overrides=state.overrides, install=True,
+                                              cache_namespace=cache_namespace(repo, pull)))
+            return Reviewed(review, config, safer)
+
+
+def cache_namespace(repo, pull) -> str:
+    """Whose reviews may share cached states: a state is made by the code under review, so only
+    pull requests from the same repository (a fork is another) share them."""
+    head = pull.head.repo
+    return f"github:{head.full_name}" if head is not None else f"github:{repo.full_name}#pull-{pull.number}"
 
 
 def has_summary(pull) -> bool:

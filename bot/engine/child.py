@@ -196,6 +196,8 @@ def load(target_paths, cache):
     if scan is not None:
         loaded = warm_load(target_paths, cache, scan)
         if isinstance(loaded, Loaded):
+            if "newer" in loaded.cache:  # the next review of these files starts from here
+                loaded.cache += f"; {cache.store(loaded, scan)}"
             return loaded
         reason = loaded
     loaded = cold_load(target_paths)
@@ -214,7 +216,8 @@ def cold_load(target_paths):
 
 
 def warm_load(target_paths, cache, scan):
-    """A Loaded from the cache, or why not."""
+    """A Loaded from the cache, or why not. An entry made before the main branch gained migrations
+    serves too: those are imported and applied to its state (they come after everything in it)."""
     files = {path: key for key, path in scan.paths.items()}
     targets, unresolved = resolve_targets(target_paths, files)
     others = {k: d for k, d in scan.digests.items() if k not in set(targets)}
@@ -224,11 +227,12 @@ def warm_load(target_paths, cache, scan):
     payload = entry.load()
     if isinstance(payload, str):
         return payload
-    disk = {key: placeholder(key, *payload["nodes"][key]) for key in others}
-    for key in targets:
+    newer = [k for k in others if k not in payload["nodes"]]
+    disk = {key: placeholder(key, *payload["nodes"][key]) for key in others if key in payload["nodes"]}
+    for key in [*targets, *newer]:
         migration = import_migration(scan.modules[key[0]], key)
         if migration is None:
-            return "miss: a new migration does not import (Django says why)"
+            return "miss: a migration does not import (Django says why)"
         disk[key] = migration
     try:
         loader = loader_over(disk, scan)
@@ -237,8 +241,26 @@ def warm_load(target_paths, cache, scan):
     excluded = excluded_by(loader.graph, targets)
     if excluded != set(targets):
         return "miss: other migrations depend on the new ones"
-    return Loaded(loader, targets, unresolved, files, payload["state"], payload["extensions"], excluded,
-                  f"hit {entry.folder.name}")
+    state = catch_up(loader.graph, payload["state"], newer, excluded)
+    if isinstance(state, str):
+        return state
+    extensions = sorted({*payload["extensions"], *extension_names(disk[k] for k in newer)})
+    return Loaded(loader, targets, unresolved, files, state, extensions, excluded,
+                  f"hit {entry.folder.name}" + (f" (+{len(newer)} newer migrations)" if newer else ""))
+
+
+def catch_up(graph, state, newer, excluded):
+    """The cached state with the migrations added since, when nothing cached depends on them."""
+    if not newer:
+        return state
+    if any(graph.nodes[key].replaces for key in newer if key in graph.nodes):
+        return "miss: a newer squashed migration"
+    later = excluded_by(graph, [k for k in newer if k in graph.nodes])
+    if later - set(newer) - excluded:
+        return "miss: cached migrations depend on newer ones"
+    for key in target_plan(graph, [k for k in newer if k in graph.nodes], later):
+        state = advance(state, graph.nodes[key])
+    return state
 
 
 def resolve_targets(target_paths, files):
@@ -371,14 +393,22 @@ class StateCache:
 
     def find(self, settings_digest, files):
         wanted = {f"{k[0]}.{k[1]}": d for k, d in files.items()}
+        best = None
         for folder in self.entries:
             try:
                 header = json.loads((folder / "header.json").read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if header.get("format") == CACHE_FORMAT and header.get("settings") == settings_digest \
-                    and header.get("files") == wanted:
+            if header.get("format") != CACHE_FORMAT or header.get("settings") != settings_digest:
+                continue
+            cached = header.get("files") or {}
+            if cached == wanted:
                 return CacheEntry(folder, header)
+            # an older state of the same files, which only lacks migrations added since
+            if cached.items() <= wanted.items() and (best is None or len(cached) > len(best.header["files"])):
+                best = CacheEntry(folder, header)
+        if best is not None:
+            return best
         return "miss: no cached state for these migration files" if self.entries else "miss: cache empty"
 
     def store(self, loaded, scan):
@@ -593,12 +623,16 @@ def build_schema(connection, extension_names, state):
 
 
 def extensions(loader, applied):
-    """PostgreSQL extensions the applied migrations create (CreateExtension and its subclasses)."""
+    return extension_names(loader.graph.nodes[key] for key in applied)
+
+
+def extension_names(migrations):
+    """PostgreSQL extensions the migrations create (CreateExtension and its subclasses)."""
     try:
         from django.contrib.postgres.operations import CreateExtension
     except Exception:
         return []
-    return sorted({op.name for key in applied for op in loader.graph.nodes[key].operations
+    return sorted({op.name for migration in migrations for op in migration.operations
                    if isinstance(op, CreateExtension)})
 
 

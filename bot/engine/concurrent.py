@@ -34,13 +34,14 @@ from pglast.enums import AlterTableType, ConstrType
 from migration_safe.config import Config
 from migration_safe.engine.model import MigrationVerdict, Operation, Phase, Review, Statement, StatementKind
 from migration_safe.engine.phases import Placement
-from migration_safe.engine.split import SLUG, SplitError, SplitFile
+from migration_safe.engine.split import DRAFTS, SLUG, PartNames, SplitError, SplitFile
 from migration_safe.engine.sql import analyse
 
 FIXABLE = {"AddIndex", "AddConstraint", "AddField", "AlterField"}
 MOVES_WHOLE = {"AddIndex", "AddConstraint"}  # nothing of theirs but the index is left behind
 POSTGRES = "django.contrib.postgres.operations"
 SAFER = "django_pg_migration_tools.operations"
+CONCURRENT = "concurrent_indexes"  # the name of a part that builds indexes, after its original's
 # What names the package in a project: Python files (a migration's import, INSTALLED_APPS) and
 # dependency declarations. git grep reads tracked and untracked files but not ignored ones, so a
 # virtualenv inside the repository does not count.
@@ -76,6 +77,7 @@ class ConcurrentRewrite:
     verdict: MigrationVerdict
     listing: _Listing  # of the file's text after the other fixes
     moves: list[Move]
+    names: PartNames  # of the parts
 
     @property
     def indices(self) -> list[int]:
@@ -91,18 +93,14 @@ class ConcurrentRewrite:
         name = self.verdict.file.name
         phases = sorted({move.phase for move in self.moves}, key=lambda p: p.order)
         added = phases[1:] if self.whole else phases
-        names = {phase: concurrent_part_name(name) if len(added) == 1
-                 else f"{concurrent_part_name(name)}_{SLUG[phase]}" for phase in added}
+        names = {phase: self.names(name, CONCURRENT if len(added) == 1 else f"{CONCURRENT}_{SLUG[phase]}")
+                 for phase in added}
         return [(phase, names.get(phase, name), [m for m in self.moves if m.phase is phase])
                 for phase in phases]
 
     def appended(self) -> list[tuple[Phase, str]]:
         """The new migrations, for the app's chain."""
         return [(phase, name) for phase, name, _ in self.groups() if name != self.verdict.file.name]
-
-
-def concurrent_part_name(name: str) -> str:
-    return f"{name}_concurrent_indexes"
 
 
 @dataclass(frozen=True)
@@ -112,6 +110,7 @@ class ConcurrentContext:
     review: Review  # what the app's later migrations change
     placement: Placement  # the review's phases, from the project's config
     safer: bool  # write django-pg-migration-tools' operations
+    names: PartNames = DRAFTS  # of the migrations the fixes add
 
     @classmethod
     def of(cls, review: Review, config: Config, safer: bool) -> "ConcurrentContext":
@@ -143,7 +142,7 @@ def plan_concurrent(context: ConcurrentContext, verdict: MigrationVerdict,
             changed.add(_changed_model(operation))
         else:
             moves.insert(0, move)
-    return ConcurrentRewrite(verdict, listing, moves) if moves else None
+    return ConcurrentRewrite(verdict, listing, moves, context.names) if moves else None
 
 
 def _as_reviewed(verdict: MigrationVerdict, listing: _Listing, index: int) -> bool:

@@ -23,6 +23,7 @@ from migration_safe.engine.fixes import apply_suggestion, validate_migration
 from migration_safe.engine.model import (
     MigrationFile, MigrationVerdict, Operation, ParsedOperation, Phase, Review, StatementKind,
 )
+from migration_safe.engine.split import PartNames
 
 NESTED = 8  # columns an operation moves right when it goes into SeparateDatabaseAndState([...])
 _PG_NAME = 63  # PostgreSQL truncates identifiers longer than this
@@ -278,7 +279,7 @@ def set_not_null_suggestion(source: str, operation: Operation, files: Iterable[M
     return valid_after(source, site, site.lines(expression))
 
 
-def set_not_null_parts(name: str, operations: list[Operation]) -> list[NewPart]:
+def set_not_null_parts(name: str, operations: list[Operation], names: PartNames) -> list[NewPart]:
     """Deferred: VALIDATE (no write lock), then SET NOT NULL proven by the check, which then goes."""
     pairs = [pair for operation in operations for pair in set_not_null_columns(operation)]
     if not pairs:
@@ -292,9 +293,9 @@ def set_not_null_parts(name: str, operations: list[Operation]) -> list[NewPart]:
                             f"ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL")]
     set_not_null = run_sql("migrations.", " " * NESTED, forward, backward)
     return [
-        NewPart(f"{name}_validate_not_null", Phase.DEFERRED,
+        NewPart(names(name, "validate_not_null"), Phase.DEFERRED,
                 lambda app, after: validate_migration(app, after, validate)),
-        NewPart.of(f"{name}_set_not_null", Phase.DEFERRED, "The validated check proves the column holds "
+        NewPart.of(names(name, "set_not_null"), Phase.DEFERRED, "The validated check proves the column holds "
                    "no NULL: PostgreSQL 12+ sets NOT NULL without a scan.", set_not_null),
     ]
 
@@ -446,10 +447,10 @@ def removal_rewrite(source: str, operation: Operation, later: str) -> tuple[str,
     return (text, [s.sql.rstrip().rstrip(";") for s in operation.statements]) if text else None
 
 
-def drop_columns_part(name: str, statements: list[str], restore: list[str]) -> NewPart:
+def drop_columns_part(later: str, statements: list[str], restore: list[str]) -> NewPart:
     drop = run_sql("migrations.", " " * NESTED, statements, restore or None,
                    None if restore else "the column's data is gone: nothing to restore")
-    return NewPart.of(f"{name}_drop_columns", Phase.POST_DEPLOY, "Old code is gone: the columns it wrote "
+    return NewPart.of(later, Phase.POST_DEPLOY, "Old code is gone: the columns it wrote "
                       "can go (Django's state already lost the fields).", drop)
 
 
@@ -497,20 +498,22 @@ class Recipe:
         return out
 
 
-def plan_recipe(verdict: MigrationVerdict, source: str, review: Review) -> Recipe:
-    """Rewrites and added migrations for MS106 (after its suggestion), MS108 needing imports, MS109."""
+def plan_recipe(verdict: MigrationVerdict, source: str, review: Review, names: PartNames) -> Recipe:
+    """Rewrites and added migrations for MS106 (after its suggestion), MS108 needing imports, MS109;
+    `names`: of the added migrations."""
     recipe = Recipe(source, [op.phase for op in verdict.operations], positions(verdict, source))
     files = [m.file for m in review.migrations]
     _renames(verdict, recipe, files)
     if not recipe.moved:
-        _removals(verdict, recipe, files)
+        _removals(verdict, recipe, files, names)
     name, path = verdict.file.name, verdict.file.path
     not_null = [verdict.operations[f.operation_index] for f in verdict.findings
                 if f.rule == "MS106" and f.suggestion is not None and f.operation_index is not None]
-    recipe.parts += set_not_null_parts(name, not_null)
+    recipe.parts += set_not_null_parts(name, not_null, names)
     if not_null:
-        recipe.done.append(f"{path}: NOT NULL through a CHECK added NOT VALID, validated in "
-                           f"{name}_validate_not_null, set in {name}_set_not_null (deferred)")
+        validate, set_not_null = names(name, "validate_not_null"), names(name, "set_not_null")
+        recipe.done.append(f"{path}: NOT NULL through a CHECK added NOT VALID, validated in {validate}, "
+                           f"set in {set_not_null} (deferred)")
     return recipe
 
 
@@ -558,8 +561,9 @@ def _renames(verdict: MigrationVerdict, recipe: Recipe, files: list[MigrationFil
     recipe.source = add_imports(recipe.source, missing)
 
 
-def _removals(verdict: MigrationVerdict, recipe: Recipe, files: list[MigrationFile]) -> None:
-    later = f"{verdict.file.name}_drop_columns"
+def _removals(verdict: MigrationVerdict, recipe: Recipe, files: list[MigrationFile],
+              names: PartNames) -> None:
+    later = names(verdict.file.name, "drop_columns")
     drops: list[str] = []
     restores: list[str] = []
     for finding in verdict.findings:
@@ -581,4 +585,4 @@ def _removals(verdict: MigrationVerdict, recipe: Recipe, files: list[MigrationFi
         recipe.done.append(f"{verdict.file.path}:{operation.line} {operation.description}: the column "
                            f"accepts NULL before the deploy, dropped after it in {later}")
     if drops:
-        recipe.parts.append(drop_columns_part(verdict.file.name, drops, restores))
+        recipe.parts.append(drop_columns_part(later, drops, restores))

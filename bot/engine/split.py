@@ -5,16 +5,50 @@ working and depend on its earliest phase. The later parts go to the end of the
 app's chain (after `after`, the app's last migration that builds on the
 original), so the app keeps a single leaf; each declares its `deploy_phase`.
 Comments and formatting of the operations are kept as written.
+
+`PartNames` names every migration a fix adds.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 import libcst as cst
 
 from migration_safe.engine.model import Phase
 
 SLUG = {Phase.PRE_DEPLOY: "pre_deploy", Phase.POST_DEPLOY: "post_deploy", Phase.DEFERRED: "deferred"}
+NUMBER = re.compile(r"^(\d+)_")
+
+
+@dataclass(frozen=True)
+class PartNames:
+    """What the migrations a fix adds are called: `<original>_<what>` is a draft, until
+    autofix.numbered gives each the number after its app's last migration, as makemigrations would.
+
+    A draft must not reach the project: `sqlmigrate`, `migrate` and `squashmigrations` take a name as a
+    prefix and refuse one that several migrations start with, even a whole name, so the original,
+    which its drafts start with, could no longer be named, nor the number they share.
+    """
+
+    numbered: dict[str, str] = field(default_factory=dict)  # draft -> name
+
+    def __call__(self, name: str, what: str) -> str:
+        draft = f"{name}_{what}"
+        return self.numbered.get(draft, draft)
+
+
+DRAFTS = PartNames()
+
+
+def migration_number(name: str) -> int:
+    match = NUMBER.match(name)
+    return int(match.group(1)) if match else 0
+
+
+def renumbered(draft: str, number: int) -> str:
+    """The draft with `number` in place of its original's (four digits, as makemigrations writes it)."""
+    return f"{number:04d}_{NUMBER.sub('', draft, count=1)}"
 
 
 @dataclass(frozen=True)
@@ -30,7 +64,8 @@ class SplitError(ValueError):
 
 
 def split_migration(source: str, path: str, app_label: str, name: str, phases: list[Phase],
-                    after: str | None = None, anchors: dict[Phase, str] | None = None) -> list[SplitFile]:
+                    after: str | None = None, anchors: dict[Phase, str] | None = None,
+                    names: PartNames = DRAFTS) -> list[SplitFile]:
     """One file per phase, in phase order; `phases[i]` is the phase of operation i.
 
     A later part depends on `anchors[phase]` when given (a caller placing several
@@ -41,7 +76,7 @@ def split_migration(source: str, path: str, app_label: str, name: str, phases: l
     folder = path.rsplit("/", 1)[0]
     parts, previous = [], None
     for position, phase in enumerate(ordered):
-        part_name = name if position == 0 else later_part_name(name, phase)
+        part_name = name if position == 0 else later_part_name(name, phase, names)
         keep = [i for i, p in enumerate(phases) if p is phase]
         anchor = (after or previous) if position == 1 else previous
         if anchors and position > 0:
@@ -55,8 +90,8 @@ def split_migration(source: str, path: str, app_label: str, name: str, phases: l
     return parts
 
 
-def later_part_name(name: str, phase: Phase) -> str:
-    return f"{name}_{SLUG[phase]}"
+def later_part_name(name: str, phase: Phase, names: PartNames) -> str:
+    return names(name, SLUG[phase])
 
 
 def split_phases(phases: list[Phase]) -> list[Phase]:

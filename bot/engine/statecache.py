@@ -51,7 +51,7 @@ def offer(folder: Path, workdir: Path) -> dict:
 
 def keep(folder: Path, workdir: Path, answer: dict) -> None:
     """Store what a child left, when it answered; mark the entry it used as fresh."""
-    used = re.fullmatch(r"hit ([0-9a-f]{16})", str(answer.get("state_cache") or ""))
+    used = re.match(r"hit ([0-9a-f]{16})\b", str(answer.get("state_cache") or ""))
     if used:
         touch(folder / used.group(1))
     produced = workdir / "state-out"
@@ -70,6 +70,7 @@ def keep(folder: Path, workdir: Path, answer: dict) -> None:
 
 def store(folder: Path, produced: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder.parent, 0o700)  # the child reaches the cache folder: no other repository's state
     name = hashlib.sha256((produced / "header.json").read_bytes()).hexdigest()[:16]
     staging = Path(tempfile.mkdtemp(prefix=".new-", dir=folder))
     for file in FILES:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from fakegithub import FakeGitHub
@@ -12,6 +13,7 @@ from rq import Queue, SimpleWorker
 from migration_safe.app.queue import QUEUE_NAME, RedisDispatcher
 from migration_safe.app.settings import settings_from_environment
 from migration_safe.app.web import create_app
+from migration_safe.cli import main as cli
 
 from projects import DEMO, GitProject
 from .server import serving
@@ -46,6 +48,16 @@ class AppHarness:
         self.project.commit(message)
         self.project.git("checkout", "-q", "main")
         self.fake.synchronize_pull("acme", "shop", pull)
+
+    def fixed_by_cli(self, head: str, where: Path) -> dict[str, str]:
+        """What `migration-safe fix` writes in a clone at `head`: path -> text, per file it changes."""
+        subprocess.run(["git", "clone", "-q", str(self.project.root), str(where)], check=True)
+        clone = GitProject(where)
+        clone.git("checkout", "-q", "--detach", head)
+        cli(["fix", "--repo", str(where), "--base", self.project.base])
+        clone.git("add", "-A")
+        changed = clone.git("diff", "--cached", "--name-only").split()
+        return {path: (where / path).read_text() for path in changed}
 
 
 @pytest.fixture

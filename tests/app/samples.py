@@ -60,3 +60,29 @@ class Migration(migrations.Migration):
 
     operations = [migrations.RunPython(fill, migrations.RunPython.noop)]
 '''
+
+# Unique constraints on existing tables. In a project whose head lists shop_order as large and
+# depends on django-pg-migration-tools (HEAD_FILES), `migration-safe fix` builds them with its
+# Safer* operations, the large table's in a deferred migration of its own; plain Django's
+# operations, all in this one file, without either.
+UNIQUES = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+
+    operations = [
+        migrations.AddConstraint(
+            model_name="customer",
+            constraint=models.UniqueConstraint(fields=["email"], name="customer_email_uniq"),
+        ),
+        migrations.AddConstraint(
+            model_name="order",
+            constraint=models.UniqueConstraint(fields=["customer", "product"], name="order_line_uniq"),
+        ),
+    ]
+'''
+LARGE_ORDERS = "tables:\n  large: [shop_order]\n"
+HEAD_FILES = {".github/migration-safe.yml": LARGE_ORDERS,
+              "requirements.txt": "django-pg-migration-tools==0.1.26\n"}

@@ -16,6 +16,8 @@ from migration_safe.engine.autofix import FixPlan, plan_fixes
 from migration_safe.engine.review import ReviewRequest, run_review
 from projects import GitProject
 
+from .samples import HEAD_FILES, LARGE_ORDERS, UNIQUES
+
 pytestmark = pytest.mark.slow
 
 # An index built without CONCURRENTLY on an existing table: MS101 blocks, and one rewrite fixes it.
@@ -115,6 +117,24 @@ def test_opted_in_pr_gets_one_commit_of_its_safe_rewrites_then_a_clean_review(ap
     assert run["conclusion"] == "success", run["output"]["summary"]
     assert "autofix" not in run["output"]["summary"]
     assert not plan_fixes(run_review(ReviewRequest(repo=h.project.root, base=h.project.base, head=pushed))).files
+
+
+def test_the_pushed_commit_is_what_migration_safe_fix_writes_on_the_head(app_harness, tmp_path):
+    # The head's config and its use of django-pg-migration-tools shape the rewrite, for the App as for the CLI.
+    h = app_harness
+    head = open_pr(h, {**HEAD_FILES, ".github/migration-safe.yml": PUSH + LARGE_ORDERS,
+                       "shop/migrations/0002_uniques.py": UNIQUES})
+    review_and_work(h)
+
+    pushed = tip(h.project)
+    fixed = h.fixed_by_cli(head, tmp_path / "cli")
+    assert set(h.project.git("diff", "--name-only", head, pushed).split()) == set(fixed)
+    for path, text in fixed.items():
+        assert h.project.git("show", f"{pushed}:{path}") == text.rstrip("\n")
+    migration = fixed["shop/migrations/0002_uniques.py"]
+    part = fixed["shop/migrations/0003_uniques_concurrent_indexes.py"]  # shop_order's build, deferred
+    assert "SaferAddUniqueConstraint(" in migration and "customer_email_uniq" in migration
+    assert "SaferAddUniqueConstraint(" in part and "order_line_uniq" in part
 
 
 def test_a_head_is_never_pushed_to_twice(app_harness):

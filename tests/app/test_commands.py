@@ -14,6 +14,8 @@ from migration_safe.app.command_parser import USAGE
 from migration_safe.app.events import route
 from migration_safe_rules import catalogue
 
+from .samples import HEAD_FILES, UNIQUES
+
 pytestmark = pytest.mark.slow
 
 INDEX = '''
@@ -82,6 +84,7 @@ class Migration(migrations.Migration):
     ]
 '''
 
+FILES = r"`(shop/migrations/[\w.]+)`\n```python\n(.*?)\n```"
 IGNORE = "/migration-safe ignore MS101 shop.0002_x -- product has 40 rows, the lock lasts milliseconds"
 REASON = "product has 40 rows, the lock lasts milliseconds"
 
@@ -94,11 +97,15 @@ class Pr:
         for login, role in (("alice", "write"), ("mia", "maintain"), ("bob", "read")):
             self.fake.set_role("acme", "shop", login, role)
 
-    def open(self, migrations: dict[str, str], review: bool = True) -> "Pr":
+    def open(self, migrations: dict[str, str], review: bool = True,
+             files: dict[str, str] | None = None) -> "Pr":
+        """`files`: other files of the head (path -> text), besides the shop app's migrations."""
         h = self.h
         h.project.git("checkout", "-q", "feature")
         for name, text in migrations.items():
             h.project.migration("shop", name, text)
+        for path, text in (files or {}).items():
+            h.project.write(path, text)
         h.project.commit("migrations")
         h.project.git("checkout", "-q", "main")
         h.fake.open_pull("acme", "shop", head="feature", base="main")
@@ -228,9 +235,9 @@ def test_split_replies_with_the_plan(pr):
     assert "Split shop.0002_mixed into one migration per phase" in reply
     assert "line 8 (pre-deploy): Add field nickname to customer" in reply
     # The files come from plan_fixes, as `autofix: push` and `migration-safe fix` write them.
-    assert "split into 0002_mixed (pre-deploy), 0002_mixed_post_deploy (post-deploy)" in reply
-    files = re.findall(r"`(shop/migrations/[\w.]+)`\n```python\n(.*?)\n```", reply, re.S)
-    assert [path for path, _ in files] == ["shop/migrations/0002_mixed.py", "shop/migrations/0002_mixed_post_deploy.py"]
+    assert "split into 0002_mixed (pre-deploy), 0003_mixed_post_deploy (post-deploy)" in reply
+    files = re.findall(FILES, reply, re.S)
+    assert [path for path, _ in files] == ["shop/migrations/0002_mixed.py", "shop/migrations/0003_mixed_post_deploy.py"]
     first, second = (source for _, source in files)
     compile(first, "first", "exec")
     compile(second, "second", "exec")
@@ -245,9 +252,21 @@ def test_split_of_a_single_phase_migration_still_offers_its_safe_rewrite(index_p
     comment = pr.say("/migration-safe split shop.0002_x", user="bob")
     reply = pr.reply()
     assert "shop.0002_x needs no split: all its operations are pre-deploy." in reply
-    [(path, source)] = re.findall(r"`(shop/migrations/[\w.]+)`\n```python\n(.*?)\n```", reply, re.S)
+    [(path, source)] = re.findall(FILES, reply, re.S)
     assert path == "shop/migrations/0002_x.py"
     assert "AddIndexConcurrently(" in source and "atomic = False" in source
+    assert pr.reactions(comment) == ["eyes", "+1"]
+
+
+def test_split_offers_what_migration_safe_fix_writes_on_the_head(pr, tmp_path):
+    # The head's config places shop_order's build; its requirements ask for django-pg-migration-tools.
+    pr.open({"0002_uniques": UNIQUES}, files=HEAD_FILES)
+    comment = pr.say("/migration-safe split shop.0002_uniques", user="bob")
+    offered = dict(re.findall(FILES, pr.reply(), re.S))
+    fixed = pr.h.fixed_by_cli(pr.fake.pull("acme", "shop", 1)["head"]["sha"], tmp_path / "cli")
+    assert offered == {path: text.rstrip() for path, text in fixed.items()}
+    assert "SaferAddUniqueConstraint(" in offered["shop/migrations/0002_uniques.py"]
+    assert "SaferAddUniqueConstraint(" in offered["shop/migrations/0003_uniques_concurrent_indexes.py"]
     assert pr.reactions(comment) == ["eyes", "+1"]
 
 
@@ -474,6 +493,14 @@ def test_phase_override_refused_when_the_rules_show_it_unsafe(pr):
     assert pr.reactions(comment) == ["eyes", "confused"]
     assert pr.conclusion == "failure"
     assert "migration: post-deploy" not in pr.fake.labels("acme", "shop", 1)
+
+
+def test_phase_override_refused_for_a_large_table_of_the_heads_config(pr):
+    pr.open({"0002_x": INDEX}, files={".github/migration-safe.yml": "tables:\n  large: [shop_product]\n"})
+    comment = pr.say("/migration-safe phase shop.0002_x pre-deploy -- it is quick", user="alice")
+    assert ("Refused: shop.0002_x cannot run pre-deploy: it does long-running work on a large table, "
+            "which must not hold up the deploy.") in pr.reply()
+    assert pr.reactions(comment) == ["eyes", "confused"]
 
 
 def test_phase_override_needs_write_access(pr):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,7 @@ from rq.job import Job
 from migration_safe.app.queue import InProcessDispatcher, RedisDispatcher
 from migration_safe.app.settings import settings_from_environment
 from migration_safe.app.web import create_app
+from migration_safe.engine import statecache
 
 from projects import GitProject
 from .conftest import SECRET
@@ -115,8 +117,12 @@ def test_fork_pr_is_reviewed_from_the_pull_request_event(app_harness, tmp_path):
     assert suite.status_code == 202 and "ignored" in suite.json()
     assert len(h.queue) == 0
     # …the pull_request event carries the review.
+    upstream_states = set(statecache.newest(statecache.namespace_folder("github:acme/shop", sys.executable)))
     assert h.deliver("pull_request", "opened", pull=1).status_code == 202
     h.work()
+    # the fork's code made the cached state: it may serve the fork's reviews, never upstream's
+    assert statecache.newest(statecache.namespace_folder("github:alice/shop", sys.executable))
+    assert set(statecache.newest(statecache.namespace_folder("github:acme/shop", sys.executable))) == upstream_states
 
     [run] = runs_of(h, head)
     assert run["status"] == "completed" and run["conclusion"] == "failure"

@@ -95,7 +95,7 @@ def test_fix_rewrites_and_splits_until_the_review_is_clean(shop, capsys):
     diff = capsys.readouterr().out
     assert '+            field=models.CharField(db_default="", max_length=32),' in diff
     assert "-            preserve_default=False," in diff
-    assert "+++ b/shop/migrations/0003_note_deferred.py" in diff
+    assert "+++ b/shop/migrations/0006_note_deferred.py" in diff
     assert "preserve_default" in (shop.root / "shop/migrations/0002_sku.py").read_text()  # --diff wrote nothing
 
     assert main(["fix", "--repo", str(shop.root), "--base", shop.base]) == 0
@@ -104,9 +104,9 @@ def test_fix_rewrites_and_splits_until_the_review_is_clean(shop, capsys):
     after = run_review(ReviewRequest(repo=shop.root, base=shop.base, head="WORKTREE"))
     assert not after.blocking, [(m.file.label, [f.rule for f in m.findings if f.blocks]) for m in after.migrations]
     assert {m.file.name: m.phase.value for m in after.migrations} == {
-        "0002_sku": "pre-deploy", "0003_note": "pre-deploy", "0003_note_deferred": "deferred",
-        "0004_nickname_and_index": "pre-deploy", "0004_nickname_and_index_concurrent_indexes": "pre-deploy"}
-    index_part = (shop.root / "shop/migrations/0004_nickname_and_index_concurrent_indexes.py").read_text()
+        "0002_sku": "pre-deploy", "0003_note": "pre-deploy", "0006_note_deferred": "deferred",
+        "0004_nickname_and_index": "pre-deploy", "0005_nickname_and_index_concurrent_indexes": "pre-deploy"}
+    index_part = (shop.root / "shop/migrations/0005_nickname_and_index_concurrent_indexes.py").read_text()
     assert "atomic = False" in index_part and "AddIndexConcurrently(" in index_part
     assert "# for the price list" in index_part and "AddField" not in index_part
     assert "from django.contrib.postgres.operations import AddIndexConcurrently" in index_part
@@ -144,14 +144,14 @@ def test_check_constraint_becomes_not_valid_then_validated_later(shop, capsys):
     assert "SeparateDatabaseAndState" in finding.suggestion and "NOT VALID" in finding.suggestion
 
     assert main(["fix", "--repo", str(shop.root), "--base", shop.base]) == 0
-    validate = (shop.root / "shop/migrations/0002_positive_validate_constraints.py").read_text()
+    validate = (shop.root / "shop/migrations/0003_positive_validate_constraints.py").read_text()
     assert 'VALIDATE CONSTRAINT \\"order_quantity_positive\\"' in validate or \
         'VALIDATE CONSTRAINT "order_quantity_positive"' in validate
     after = run_review(ReviewRequest(repo=shop.root, base=shop.base, head="WORKTREE"))
     verdicts = {m.file.name: m for m in after.migrations}
     assert not after.blocking, [(m.file.label, [f.rule for f in m.findings if f.blocks]) for m in after.migrations]
     assert verdicts["0002_positive"].phase.value == "post-deploy"
-    assert verdicts["0002_positive_validate_constraints"].phase.value == "deferred"
+    assert verdicts["0003_positive_validate_constraints"].phase.value == "deferred"
     [statement] = verdicts["0002_positive"].operations[0].statements
     assert statement.actions[0].not_valid
     check = subprocess.run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],

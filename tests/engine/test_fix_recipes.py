@@ -144,17 +144,17 @@ def test_set_not_null_becomes_check_then_validate_then_set_not_null(shop, capsys
     for comment in ("# every product has a code by now", "# required from now on", "# the last of them"):
         assert comment in rewritten
     assert 'CHECK ("legacy_code" IS NOT NULL) NOT VALID' in rewritten
-    validate = read(shop, "0002_legacy_required_validate_not_null")
+    validate = read(shop, "0004_legacy_required_validate_not_null")
     assert "('shop', '0003_count')" in validate and "VALIDATE CONSTRAINT" in validate
-    set_not_null = read(shop, "0002_legacy_required_set_not_null")
-    assert "('shop', '0002_legacy_required_validate_not_null')" in set_not_null
+    set_not_null = read(shop, "0005_legacy_required_set_not_null")
+    assert "('shop', '0004_legacy_required_validate_not_null')" in set_not_null
     assert {name: v.phase.value for name, v in verdicts.items()} == {
         "0002_legacy_required": "post-deploy", "0003_count": "deferred",
-        "0002_legacy_required_validate_not_null": "deferred", "0002_legacy_required_set_not_null": "deferred"}
+        "0004_legacy_required_validate_not_null": "deferred", "0005_legacy_required_set_not_null": "deferred"}
     # SET NOT NULL runs, and the review accepts it only because the validated check proves it
-    [statement, drop] = verdicts["0002_legacy_required_set_not_null"].operations[0].statements
+    [statement, drop] = verdicts["0005_legacy_required_set_not_null"].operations[0].statements
     assert statement.actions[0].action == "set_not_null" and drop.actions[0].action == "drop_constraint"
-    assert "validated in 0002_legacy_required_validate_not_null" in messages
+    assert "validated in 0004_legacy_required_validate_not_null" in messages
 
 
 # ---------------------------------------------------------------- MS109
@@ -204,21 +204,21 @@ def test_not_null_removal_is_relaxed_before_and_dropped_after_the_deploy(shop, c
     assert final_state(shop) == state
     assert {name: v.phase.value for name, v in verdicts.items()} == {
         "0002_remove_price": "pre-deploy", "0003_remove_quantity": "pre-deploy",
-        "0002_remove_price_drop_columns": "post-deploy", "0002_remove_price_post_deploy": "post-deploy",
-        "0003_remove_quantity_drop_columns": "post-deploy"}
+        "0004_remove_price_drop_columns": "post-deploy", "0005_remove_price_post_deploy": "post-deploy",
+        "0006_remove_quantity_drop_columns": "post-deploy"}
     relaxed = read(shop, "0002_remove_price")
     assert 'deploy_phase = "pre-deploy"' in relaxed and 'ALTER COLUMN "price" DROP NOT NULL' in relaxed
     assert "# prices come from the pricing service now" in relaxed and "# NOT NULL" in relaxed
     assert "legacy_code" not in relaxed
     # 0003 keeps depending on the first part; the parts added follow the app's last migration
     assert '("shop", "0002_remove_price")' in read(shop, "0003_remove_quantity")
-    drop = read(shop, "0002_remove_price_drop_columns")
+    drop = read(shop, "0004_remove_price_drop_columns")
     assert "('shop', '0003_remove_quantity')" in drop and 'DROP COLUMN "price"' in drop
     assert 'ADD COLUMN "price" integer NULL' in drop  # backwards: the column returns, nullable
-    later = read(shop, "0002_remove_price_post_deploy")
-    assert "('shop', '0002_remove_price_drop_columns')" in later and "# nullable: safe after" in later
-    assert "('shop', '0002_remove_price_post_deploy')" in read(shop, "0003_remove_quantity_drop_columns")
-    assert "dropped after it in 0002_remove_price_drop_columns" in messages
+    later = read(shop, "0005_remove_price_post_deploy")
+    assert "('shop', '0004_remove_price_drop_columns')" in later and "# nullable: safe after" in later
+    assert "('shop', '0005_remove_price_post_deploy')" in read(shop, "0006_remove_quantity_drop_columns")
+    assert "dropped after it in 0004_remove_price_drop_columns" in messages
 
 
 # ---------------------------------------------------------------- MS108

@@ -117,6 +117,28 @@ def test_changed_older_migration_turns_cold(project):
     assert check(project)[1]["state_cache"].startswith("hit ")
 
 
+def test_an_entry_from_before_the_main_branch_moved_is_caught_up(project):
+    check(project)  # caches the state of 0001 alone
+    project.base = project.commit("0002 merged: the base moves")
+    project.migration("shop", "0003_note", '''
+        from django.db import migrations, models
+
+
+        class Migration(migrations.Migration):
+            dependencies = [("shop", "0002_sku")]
+            operations = [migrations.AlterField("product", "sku", models.CharField(max_length=20))]
+    ''')
+    project.commit("the next pull request")
+    code, report = check(project)
+    assert report["state_cache"].startswith("hit ") and "(+1 newer migrations); stored" in report["state_cache"]
+    cold_code, cold = check(project, "--no-state-cache")
+    assert (code, without_cache(report)) == (cold_code, without_cache(cold))
+    sql = report["migrations"][0]["operations"][0]["sql"]
+    assert 'ALTER TABLE "shop_product" ALTER COLUMN "sku" SET NOT NULL;' in sql  # 0002's column is there
+    again = check(project)[1]["state_cache"]
+    assert again.startswith("hit ") and "newer" not in again, again  # the caught-up state was kept
+
+
 def test_a_new_migration_that_runs_before_an_older_one_is_never_cached(project):
     project.migration("shop", "0003_first", '''
         from django.db import migrations

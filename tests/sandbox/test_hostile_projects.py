@@ -264,3 +264,33 @@ def test_a_failed_mount_falls_back_to_a_copy(shop, monkeypatch, caplog, failure)
         _, migration = hostile(shop, "")
     assert migration.sql_status == "ok"
     assert "reviewing a copy" in caplog.text and reason in caplog.text
+
+
+@needs_isolation
+def test_the_child_reads_no_other_repository_mirror_or_cached_state(shop):
+    from migration_safe.app.checkout import Mirrors
+    from migration_safe.engine import statecache
+    from migration_safe.engine.database import cache_dir
+
+    mirror = Mirrors(cache_dir()).private_root() / "someone__private.git"
+    mirror.mkdir(exist_ok=True)
+    (mirror / "config").write_text("[remote] url = MIRROR-SECRET")
+    produced = cache_dir() / "produced"
+    produced.mkdir(exist_ok=True)
+    for name in statecache.FILES:
+        (produced / name).write_text('{"files": "STATE-SECRET"}')
+    statecache.store(statecache.namespace_folder("github:someone/private", sys.executable), produced)
+    _review, migration = hostile(shop, f'''
+        found = []
+        for root in ("{cache_dir() / 'mirrors'}", "{cache_dir() / 'states'}"):
+            for folder, _dirs, files in os.walk(root):
+                found.extend(open(os.path.join(folder, f)).read() for f in files)
+            try:
+                os.listdir(root)
+            except OSError as exc:
+                found.append(root + " denied " + type(exc).__name__)
+        raise RuntimeError("PROBE " + " | ".join(found))
+    ''')
+    assert "PROBE" in migration.sql_error and "mirrors denied PermissionError" in migration.sql_error
+    assert "states denied PermissionError" in migration.sql_error
+    assert "SECRET" not in migration.sql_error
