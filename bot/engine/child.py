@@ -126,17 +126,24 @@ def setup_django(request):
 def memoize_swappable_names():
     """Django caches this lookup on the function, shared by every app registry, and each model a
     migration state renders clears it: each re-rendered foreign key then scans every model of the
-    project again. The project's own registry does not change once set up."""
+    project again (seconds for a few hundred models at our users' scale). Only swappable models can
+    answer, and the project's own registry does not change once set up: ask those, in Django's order."""
     from django.apps import apps
 
-    lookup, answers = apps.get_swappable_settings_name, {}
+    swappable = []
 
     def get_swappable_settings_name(to_string):
-        if to_string not in answers:
-            answers[to_string] = lookup(to_string)
-        return answers[to_string]
+        if not swappable:
+            swappable.extend(m for m in apps.get_models(include_swapped=True) if m._meta.swappable) \
+                or swappable.append(None)
+        to_string = to_string.lower()
+        for model in filter(None, swappable):
+            swapped = model._meta.swapped
+            if (swapped and swapped.lower() == to_string) or model._meta.label_lower == to_string:
+                return model._meta.swappable
+        return None
 
-    get_swappable_settings_name.cache_clear = answers.clear  # Apps.clear_cache() calls it
+    get_swappable_settings_name.cache_clear = swappable.clear  # Apps.clear_cache() calls it
     apps.get_swappable_settings_name = get_swappable_settings_name
 
 
@@ -193,6 +200,8 @@ def load(target_paths, cache):
     cost at our users' scale), else from every migration module, like Django."""
     reason = "off"
     scan = cache.scan() if cache else None
+    if cache and scan is None:
+        reason = "miss: the migration files could not be listed as Django would"
     if scan is not None:
         loaded = warm_load(target_paths, cache, scan)
         if isinstance(loaded, Loaded):
@@ -866,6 +875,7 @@ def collect(connection, migration, state):
     collected = []
     error = None
     try:
+        state.apps  # noqa: B018 -- rendered once here: apply() clones it for every operation
         with connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
             state = migration.apply(state, editor, collect_sql=True)
             attribute_deferred(editor, owner, records)
