@@ -438,6 +438,8 @@ class StateCache:
                       "modules": {name: module_digest(name) for name in sorted(modules)}}
         except Exception as exc:  # a field that does not pickle: stay cold
             return f"not stored: {type(exc).__name__}"
+        if not fits_in_a_file(len(data)):  # the sandbox kills a process that writes past its limit
+            return "not stored: larger than the sandbox's file size limit"
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "state.pickle").write_bytes(data)
         (self.out / "header.json").write_text(json.dumps(header), encoding="utf-8")
@@ -461,6 +463,13 @@ class CacheEntry:
 
 
 CACHE_FORMAT = 1
+
+
+def fits_in_a_file(size):
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return soft == resource.RLIM_INFINITY or size < soft
 
 
 def dumps(payload, modules):
