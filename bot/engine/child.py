@@ -27,21 +27,6 @@ from pathlib import Path
 # SQLSTATE 25001: "cannot run inside a transaction block" (CONCURRENTLY, VACUUM…)
 ACTIVE_SQL_TRANSACTION = "25001"
 
-LOCKED_SQL = """
-SELECT l.relation::bigint, l.mode, r.relname, r.relkind, r.relfilenode, r.tablename
-FROM pg_locks l
-LEFT JOIN (
-  SELECT c.oid, c.relname, c.relkind, c.relfilenode::bigint, ic.relname AS tablename
-  FROM pg_class c
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN pg_index i ON i.indexrelid = c.oid
-  LEFT JOIN pg_class ic ON ic.oid = i.indrelid
-  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
-    AND n.nspname NOT LIKE 'pg_temp%'
-) r ON r.oid = l.relation
-WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
-"""
-
 RELATIONS_SQL = """
 SELECT c.oid::bigint, c.relname, c.relkind, c.relfilenode::bigint, ic.relname
 FROM pg_class c
@@ -50,6 +35,14 @@ LEFT JOIN pg_index i ON i.indexrelid = c.oid
 LEFT JOIN pg_class ic ON ic.oid = i.indrelid
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
   AND n.nspname NOT LIKE 'pg_temp%'
+"""
+
+# The locks this session holds, with what each locked relation is now (RELATIONS_SQL's columns).
+LOCKED_SQL = f"""
+SELECT l.relation::bigint, l.mode, r.name, r.kind, r.node, r.tablename
+FROM pg_locks l
+LEFT JOIN ({RELATIONS_SQL}) AS r(oid, name, kind, node, tablename) ON r.oid = l.relation
+WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
 """
 
 COLUMNS_SQL = """
