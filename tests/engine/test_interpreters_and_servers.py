@@ -16,8 +16,11 @@ EXTERNAL = os.environ.get("MIGRATION_SAFE_TEST_POSTGRES_URL", "postgresql://post
 
 
 def review(tmp_path, *args):
-    repo, base = build_demo_repository(tmp_path)
-    out = tmp_path / "report.json"
+    return check(*build_demo_repository(tmp_path), *args)
+
+
+def check(repo, base, *args):
+    out = repo.parent / "report.json"
     code = main(["check", "--repo", str(repo), "--base", base, "--format", "json", "--output", str(out), *args])
     return code, json.loads(out.read_text())
 
@@ -31,11 +34,17 @@ def summary(report):
 @pytest.mark.skipif(not DJANGO42, reason="set MIGRATION_SAFE_TEST_DJANGO42_PYTHON to a Python with Django 4.2 "
                                          "(.ci/run builds one)")
 def test_django_42_project_through_its_own_interpreter(tmp_path):
-    code, report = review(tmp_path / "a", "--python", DJANGO42)
+    repo, base = build_demo_repository(tmp_path / "a")
+    code, report = check(repo, base, "--python", DJANGO42)
     _, reference = review(tmp_path / "b")
     assert report["django_version"].startswith("4.2.") and reference["django_version"].startswith("5.")
     assert code == 1 and summary(report) == summary(reference)
     assert all(m["sql_status"] == "ok" for m in report["migrations"])
+    # the state cache works under Django 4.2 too, and a warm review says what the cold one said
+    _, warm = check(repo, base, "--python", DJANGO42)
+    assert report["state_cache"].endswith("stored") and warm["state_cache"].startswith("hit ")
+    assert {**warm, "state_cache": None} == {**report, "state_cache": None}
+
 
 
 def external_reachable() -> bool:
