@@ -35,3 +35,17 @@ class GitProject:
         self.git("add", "-A")
         self.git("commit", "-q", "--allow-empty", "-m", message)
         return self.git("rev-parse", "HEAD")
+
+
+# A field type of the app's own, which migrations import by module path (shop/fields.py).
+SKU_FIELD = '''
+from django.db import models
+
+
+class SkuField(models.CharField):
+    """A stock keeping unit: a field type of the app's own, which migrations import by module path."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 32)
+        super().__init__(*args, **kwargs)
+'''

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from projects import SKU_FIELD
 
 from migration_safe.cli import main
 from migration_safe.engine.fixes import apply_suggestion
@@ -223,18 +224,6 @@ def test_not_null_removal_is_relaxed_before_and_dropped_after_the_deploy(shop, c
 
 # ---------------------------------------------------------------- MS108
 
-
-SKU_FIELD = '''
-from django.db import models
-
-
-class SkuField(models.CharField):
-    """A stock keeping unit: a field type of the app's own, which migrations import by module path."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("max_length", 32)
-        super().__init__(*args, **kwargs)
-'''
 
 ADD_CODE = '''
 from django.db import migrations

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+from projects import SKU_FIELD
 
 from migration_safe.cli import main
 from migration_safe.engine import statecache
@@ -13,25 +14,15 @@ from migration_safe.engine.database import cache_dir
 
 pytestmark = pytest.mark.slow
 
-CUSTOM_FIELD = '''
-from django.db import models
-
-
-class CodeField(models.CharField):
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("max_length", 12)
-        super().__init__(*args, **kwargs)
-'''
-
 BASE_MODELS = '''
 from django.db import models
 
-from shop.fields import CodeField
+from shop.fields import SkuField
 
 
 class Product(models.Model):
     title = models.CharField(max_length=200)
-    code = CodeField()
+    code = SkuField()
 '''
 
 INITIAL = '''
@@ -47,7 +38,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel("Product", [
             ("id", models.BigAutoField(primary_key=True, serialize=False)),
             ("title", models.CharField(max_length=200)),
-            ("code", shop.fields.CodeField(max_length=12)),
+            ("code", shop.fields.SkuField(max_length=32)),
         ]),
     ]
 '''
@@ -67,7 +58,7 @@ class Migration(migrations.Migration):
 
 @pytest.fixture
 def project(shop):
-    shop.write("shop/fields.py", CUSTOM_FIELD).write("shop/models.py", BASE_MODELS)
+    shop.write("shop/fields.py", SKU_FIELD).write("shop/models.py", BASE_MODELS)
     shop.migration("shop", "0001_initial", INITIAL)
     shop.base = shop.commit("base with a custom field")
     shop.migration("shop", "0002_sku", ADD_INDEX)
@@ -98,8 +89,8 @@ def test_warm_review_equals_cold(project):
 
 def test_changed_code_of_a_cached_class_turns_cold(project):
     check(project)
-    # The state holds CodeField instances: new code for the class may mean another column.
-    project.write("shop/fields.py", CUSTOM_FIELD + "\n\nDEFAULT_CODE = ''\n")
+    # The state holds SkuField instances: new code for the class may mean another column.
+    project.write("shop/fields.py", SKU_FIELD + "\n\nDEFAULT_CODE = ''\n")
     project.commit("field code changed")
     _code, report = check(project)
     assert report["state_cache"].startswith("miss: the code of shop.fields changed"), report["state_cache"]
