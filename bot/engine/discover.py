@@ -24,8 +24,9 @@ class ChangedFile:
 
 def git(repo: Path, *args: str) -> str:
     try:
+        # surrogateescape: a path that is not UTF-8 is still a path git can be asked about.
         done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                              timeout=300)
+                              encoding="utf-8", errors="surrogateescape", timeout=300)
     except (OSError, subprocess.SubprocessError) as exc:
         raise GitError(f"git {' '.join(args)}: {exc}") from exc
     if done.returncode != 0:
@@ -42,23 +43,29 @@ def resolve(repo: Path, revision: str) -> str:
 
 
 def changed_python_files(repo: Path, base: str, head: str) -> list[ChangedFile]:
-    """Python files added or modified on head since it forked from base."""
+    """Python files added or modified on head since it forked from base.
+
+    Paths are read NUL-separated (-z): without it git quotes any name with a byte outside
+    printable ASCII, a quote, a tab or a newline, and the quoted name no longer ends in `.py`.
+    """
     base_sha = resolve(repo, base)
     if head == WORKTREE:
         fork = git(repo, "merge-base", base_sha, "HEAD").strip()
-        out = git(repo, "diff", "--name-status", "--no-renames", fork)
-        untracked = git(repo, "ls-files", "--others", "--exclude-standard").splitlines()
-        lines = out.splitlines() + [f"A\t{path}" for path in untracked]
+        pairs = name_status(git(repo, "diff", "-z", "--name-status", "--no-renames", fork))
+        untracked = git(repo, "ls-files", "-z", "--others", "--exclude-standard").split("\0")
+        pairs += [("A", path) for path in untracked if path]
     else:
         head_sha = resolve(repo, head)
-        out = git(repo, "diff", "--name-status", "--no-renames", f"{base_sha}...{head_sha}")
-        lines = out.splitlines()
-    files = []
-    for line in lines:
-        status, _, path = line.partition("\t")
-        if path.endswith(".py") and status[:1] in ("A", "M"):
-            files.append(ChangedFile(path, "added" if status[0] == "A" else "modified"))
-    return files
+        pairs = name_status(git(repo, "diff", "-z", "--name-status", "--no-renames",
+                                f"{base_sha}...{head_sha}"))
+    return [ChangedFile(path, "added" if status[0] == "A" else "modified")
+            for status, path in pairs if path.endswith(".py") and status[:1] in ("A", "M")]
+
+
+def name_status(out: str) -> list[tuple[str, str]]:
+    """`git diff -z --name-status --no-renames`: status NUL path NUL, repeated."""
+    fields = out.split("\0")
+    return list(zip(fields[0:-1:2], fields[1::2]))
 
 
 def looks_like_migration(path: str, text: str) -> bool:
@@ -82,7 +89,7 @@ def checkout(repo: Path, head: str) -> Iterator[Path]:
         yield repo
         return
     sha = resolve(repo, head)
-    if sha == resolve(repo, "HEAD") and not git(repo, "status", "--porcelain", "--untracked-files=no").strip():
+    if sha == resolve(repo, "HEAD") and not git(repo, "status", "-z", "--porcelain", "--untracked-files=no").strip():
         yield repo
         return
     tmp = Path(tempfile.mkdtemp(prefix="migration-safe-head-"))

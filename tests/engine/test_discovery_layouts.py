@@ -78,3 +78,41 @@ def test_nested_custom_module_and_relabelled_apps(shop):
         table = "stock_item" if label.startswith("stock") else "invoices_item"
         assert verdict.operations[0].sql == [f'CREATE INDEX "{label.split(".")[0]}_code_idx" ON "{table}" ("code");']
         assert [f.rule for f in verdict.findings if f.blocks] == ["MS101"]
+
+
+RENAME = '''
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [
+        migrations.RenameField(model_name="product", old_name="title", new_name="name"),
+    ]
+'''
+
+# Names git quotes in its default output ("core.quotePath"): a Cyrillic letter (a homoglyph of
+# "a"), a double quote, a tab, a newline. Django loads each of them as a migration.
+HOSTILE_NAMES = {
+    "cyrillic": "0002_\u0430dd_title",
+    "quote": '0002_add"title',
+    "tab": "0002_add\ttitle",
+    "newline": "0002_add\ntitle",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_NAMES))
+@pytest.mark.parametrize("worktree", [False, True], ids=["commit", "worktree"])
+def test_migration_with_a_name_git_would_quote_is_reviewed(shop, kind, worktree):
+    from migration_safe.cli import main as cli
+
+    name = HOSTILE_NAMES[kind]
+    shop.write(f"shop/migrations/{name}.py", RENAME)
+    head = "WORKTREE" if worktree else shop.commit("rename")
+    review = run_review(ReviewRequest(repo=shop.root, base=shop.base, head=head))
+    [verdict] = review.migrations
+    assert verdict.file.path == f"shop/migrations/{name}.py"
+    assert verdict.sql_status == "ok", verdict.sql_error  # Django loaded it in the sandbox
+    assert [f.rule for f in verdict.findings if f.blocks] == ["MS108"]
+    if not worktree:  # and the CLI's verdict: blocking, exit 1
+        assert cli(["check", "--repo", str(shop.root), "--base", shop.base, "--format", "json"]) == 1
