@@ -1,14 +1,17 @@
-"""GitHub-flavoured markdown for the check run's summary/text and the PR comment."""
+"""GitHub-flavoured markdown for the check run's summary/text and the PR comment.
+
+Every string the pull request controls goes through `markup` (code spans, fences, escaped prose).
+"""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
 from migration_safe.engine.model import Finding, MigrationVerdict, Operation, Review
 
+from . import markup
 from ._common import (
     DOCS_URL,
     STATIC_FALLBACK,
-    acknowledgement,
     count_text,
     label,
     op_phase,
@@ -21,7 +24,7 @@ from ._common import (
 if TYPE_CHECKING:
     from migration_safe_rules.base import Rule
 
-LIMIT = 65535  # GitHub's check-run output limit per field (summary, text)
+LIMIT = markup.CHECK_RUN_LIMIT  # per field (summary, text), in bytes: GitHub counts bytes
 
 
 def render(
@@ -32,9 +35,9 @@ def render(
     limit: int = LIMIT,
     **_: object,
 ) -> str:
-    """Summary and SQL in one document (a PR comment); the SQL part is cut to fit `limit`."""
+    """Summary and SQL in one document (a PR comment), clipped to `limit` bytes: the SQL goes first."""
     head = summary(review, rules=rules, docs_url=docs_url)
-    return head + "\n" + sql_text(review, limit=max(0, limit - len(head) - 1))
+    return markup.clip_body(head + "\n" + sql_text(review, limit=10**9), limit, _clipped_note(limit))
 
 
 def summary(review: Review, *, rules: Mapping[str, Rule] | None = None, docs_url: str = DOCS_URL) -> str:
@@ -42,7 +45,7 @@ def summary(review: Review, *, rules: Mapping[str, Rule] | None = None, docs_url
     pairs = [(m, f) for m in review.migrations for f in m.findings]
     blocking = [reason for m in review.migrations for reason in _blocking(m, rules, docs_url)]
     others = [_finding(m, f, rules, docs_url) for m, f in pairs if not f.blocks and not f.acknowledged]
-    acked = [f"{_finding(m, f, rules, docs_url)} ({_cell(acknowledgement(f))})" for m, f in pairs if f.acknowledged]
+    acked = [f"{_finding(m, f, rules, docs_url)} ({_acknowledgement(f)})" for m, f in pairs if f.acknowledged]
     parts = [
         _heading(review),
         _table(review),
@@ -69,14 +72,15 @@ def _table(review: Review) -> str:
     for m in review.migrations:
         phase = f"**{_phase(m)}**" if m.needs_split else _phase(m)
         blocking = "**yes**" if m.blocking else "no"
-        rows.append(f"| `{label(m)}` | {phase} | {blocking} | {count_text(m.findings)} |")
+        rows.append(f"| {markup.code(label(m), table=True)} | {phase} | {blocking} | {count_text(m.findings)} |")
     return "\n".join(rows)
 
 
 def _blocking(verdict: MigrationVerdict, rules: Mapping[str, Rule], docs_url: str) -> list[str]:
     reasons = []
     if verdict.needs_split:
-        reasons.append(f"`{label(verdict)}` mixes deploy phases and must be split ({_phases(verdict.operations)})")
+        reasons.append(f"{markup.code(label(verdict))} mixes deploy phases and must be split "
+                       f"({_phases(verdict.operations)})")
     reasons += [_finding(verdict, f, rules, docs_url) for f in verdict.findings if f.blocks]
     return reasons
 
@@ -91,17 +95,26 @@ def _phases(operations: list[Operation]) -> str:
 def _finding(verdict: MigrationVerdict, finding: Finding, rules: Mapping[str, Rule], docs_url: str) -> str:
     line, _end = span(verdict, finding)
     rule = rules.get(finding.rule)
-    title = f" {_cell(rule.title)}" if rule else ""
-    link = f"[{finding.rule}]({docs_url}#{finding.rule.lower()})"
-    return f"{severity(finding)} {link}{title} at `{verdict.file.path}:{line}`: {_cell(with_alternative(finding))}"
+    title = f" {markup.prose(rule.title)}" if rule else ""
+    link = f"[{markup.prose(finding.rule, 20)}]({docs_url}#{finding.rule.lower()})"
+    return (f"{severity(finding)} {link}{title} at {markup.code(f'{verdict.file.path}:{line}')}: "
+            f"{markup.prose(with_alternative(finding))}")
+
+
+def _acknowledgement(finding: Finding) -> str:
+    ack = finding.acknowledgement
+    if ack is None:
+        return "acknowledged"
+    who = f"acknowledged by {markup.code(ack.by)}" + (f" on {markup.prose(ack.at, 40)}" if ack.at else "")
+    return f"{who}: {markup.code(ack.reason, markup.TEXT_LIMIT)}" if ack.reason else who
 
 
 def _notes(review: Review) -> str:
-    notes = [f"> **Note:** {_cell(n)}" for n in review.notes]
+    notes = [f"> **Note:** {markup.prose(n)}" for n in review.notes]
     for m in review.migrations:
         if m.sql_status != "ok":
-            error = f" ({_cell(m.sql_error)})" if m.sql_error else ""
-            notes.append(f"> **Note:** SQL was unavailable for `{label(m)}`{error}: {STATIC_FALLBACK}.")
+            error = f" ({markup.code(m.sql_error, markup.TEXT_LIMIT)})" if m.sql_error else ""
+            notes.append(f"> **Note:** SQL was unavailable for {markup.code(label(m))}{error}: {STATIC_FALLBACK}.")
     return "\n>\n".join(notes)
 
 
@@ -109,18 +122,15 @@ def _section(title: str, items: list[str]) -> str:
     return f"### {title}\n\n" + "\n".join(f"- {item}" for item in items) if items else ""
 
 
-def _cell(text: str) -> str:
-    # One line, and no "|" that would break a table row.
-    return " ".join(text.split()).replace("|", "\\|")
-
-
 def sql_text(review: Review, limit: int = LIMIT) -> str:
-    """The SQL per migration in ```sql blocks, never longer than `limit` characters."""
-    sections = [_sql_section(m) for m in review.migrations]
-    full = "\n".join(sections)
-    if len(full) <= limit:
-        return full
-    return _truncate(sections, limit)
+    """The SQL per migration in sql code blocks, never longer than `limit` bytes."""
+    full = "\n".join(_sql_section(m) for m in review.migrations)
+    return markup.clip_body(full, limit, _clipped_note(limit))
+
+
+def _clipped_note(limit: int) -> str:
+    note = f"\n\n_… truncated to fit GitHub's {limit}-byte limit; run `migration-safe check` for all of it._\n"
+    return note if markup.size(note) < limit // 2 else "\n_SQL truncated._\n"
 
 
 def _phase(verdict: MigrationVerdict) -> str:
@@ -128,15 +138,15 @@ def _phase(verdict: MigrationVerdict) -> str:
 
 
 def _sql_section(verdict: MigrationVerdict) -> str:
-    header = f"### `{label(verdict)}` ({_phase(verdict)})\n"
+    header = f"### {markup.code(label(verdict))} ({_phase(verdict)})\n"
     if verdict.sql_status != "ok":
-        error = f": {_cell(verdict.sql_error)}" if verdict.sql_error else ""
-        return header + f"\n_SQL unavailable{error}._\n"
-    return header + "\n```sql\n" + "\n".join(_statements(op) for op in verdict.operations) + "```\n"
+        error = f": {markup.code(verdict.sql_error, markup.TEXT_LIMIT)}" if verdict.sql_error else ""
+        return header + f"\n_SQL unavailable_{error}\n"
+    return header + "\n" + markup.fence("\n".join(_statements(op) for op in verdict.operations), "sql")
 
 
 def _statements(op: Operation) -> str:
-    head = f"-- [{op.index}] {op.type} (line {op.line}): {_one_line(op.description)}\n"
+    head = f"-- [{op.index}] {op.type} (line {op.line}): {markup.clip(_one_line(op.description), markup.TEXT_LIMIT)}\n"
     if not op.sql:
         return head + "-- (no SQL)\n"
     return head + "".join(sql.rstrip().rstrip(";") + ";\n" for sql in op.sql)
@@ -144,21 +154,3 @@ def _statements(op: Operation) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _truncate(sections: list[str], limit: int) -> str:
-    note = f"\n_… SQL truncated to fit GitHub's {limit}-character limit; run `migration-safe check` for all of it._\n"
-    room = limit - len(note)
-    if room <= 0:
-        short = "_SQL truncated._\n"  # a cut-off note would be broken markdown
-        return short if len(short) <= limit else ""
-    kept: list[str] = []
-    size = len("```\n")  # always leave room to close an open ```sql fence
-    for line in "\n".join(sections).splitlines(keepends=True):
-        size += len(line)
-        if size > room:
-            break
-        kept.append(line)
-    if sum(line.startswith("```") for line in kept) % 2:
-        kept.append("```\n")
-    return "".join(kept) + note
