@@ -1,30 +1,43 @@
-"""MS002: the sandbox could not produce the SQL; the review is static only."""
+"""MS002: the sandbox could not produce the SQL; the database side was not checked."""
 from migration_safe.engine.model import Severity
 
 from .base import Rule
 from .context import MigrationContext
+from .static import settled_statically
 
 
 def check(ctx: MigrationContext):
-    if not ctx.sql_known and not ctx.migration.parse_error:
-        # Without a sandbox note, the child ran but Django refused to produce the SQL; that refusal
-        # is recorded on the operation and is the reason the user needs to see.
-        errors = [op.error for op in ctx.operations if op.error]
-        reason = "; ".join(n.removeprefix("graph:").strip() for n in ctx.notes) or (
-            errors[0] if errors else "the sandbox gave no SQL")
-        yield ctx.finding(RULE, None, f"The SQL of this migration could not be produced ({reason}). "
-                          "Phases and findings come from reading the file only: the locks and "
-                          "rewrites were not verified.")
+    if ctx.sql_known or ctx.migration.parse_error:
+        return
+    # Without a sandbox note, the child ran but Django refused to produce the SQL; that refusal
+    # is recorded on the operation and is the reason the user needs to see.
+    errors = [op.error for op in ctx.operations if op.error]
+    reason = "; ".join(n.removeprefix("graph:").strip() for n in ctx.notes) or (
+        errors[0] if errors else "the sandbox gave no SQL")
+    unchecked = (f"The database side of this migration was not checked: its SQL could not be produced "
+                 f"({reason}). Phases and findings come from reading the file only; locks, rewrites "
+                 "and scans were not verified.")
+    if settled_statically(ctx):
+        yield ctx.finding(RULE, None, unchecked + " Every operation is one the file settles for certain "
+                          "(see MS002 in the README), so it does not block.", severity=Severity.WARNING)
+    else:
+        yield ctx.finding(RULE, None, unchecked + " It blocks until the review gets its SQL.")
 
 
 RULE = Rule(
-    id="MS002", name="sql-unavailable", title="SQL could not be produced; static review only",
-    severity=Severity.WARNING,
+    id="MS002", name="sql-unavailable", title="SQL could not be produced; the database side was not checked",
+    severity=Severity.ERROR,
     why="migration-safe runs Django's own `sqlmigrate` path on a throwaway PostgreSQL to see the exact "
         "SQL, locks and rewrites. When the project does not import or times out, only the file's text "
-        "is reviewed, and anything that depends on the SQL (a rewrite, a lock) can be missed.",
+        "is reviewed, and anything that depends on the SQL (a rewrite, a scan, a lock) can be missed: "
+        "a passing check would mean \"could not look\". So the migration blocks, unless every operation "
+        "is one the file settles for certain: CreateModel; AddField of a nullable plain field (no index, "
+        "unique, CHECK or db_default); AlterModelOptions, AlterModelManagers; any operation on a model "
+        "the same change creates except RunSQL and RunPython; SeparateDatabaseAndState whose database "
+        "operations are all of these. Then it is a warning.",
     safe_alternative="Make the project importable in the review environment: set `django.settings` and "
-                     "`python` in .github/migration-safe.yml, install the project's dependencies.",
+                     "`python` in .github/migration-safe.yml, install the project's dependencies. A team "
+                     "that accepts static-only reviews lowers MS002 with `rules.severity: {MS002: warning}`.",
     example="django:\n  settings: mysite.settings\npython: .venv/bin/python",
     check=check,
 )

@@ -1,9 +1,10 @@
 """What the file alone tells, for when the sandbox produced no SQL."""
 from __future__ import annotations
 
+import ast
 from typing import Iterator
 
-from migration_safe.engine.model import Operation
+from migration_safe.engine.model import Operation, ParsedOperation
 
 from .context import MigrationContext
 
@@ -13,7 +14,10 @@ INDEX_TYPES = {"AddIndex": "an index", "AlterUniqueTogether": "unique indexes",
 
 def model_is_new(ctx: MigrationContext, operation: Operation) -> bool:
     """The operation's model is created by a migration of this review."""
-    parsed = operation.parsed
+    return _on_new_model(ctx, operation.parsed)
+
+
+def _on_new_model(ctx: MigrationContext, parsed: ParsedOperation | None) -> bool:
     # model_name: field and index operations; name: model operations; old_name: RenameModel
     model = parsed.arg("model_name", "name", "old_name", position=0) if parsed else None
     name = model.literal() if model else None
@@ -39,3 +43,57 @@ def index_building_operations(ctx: MigrationContext) -> Iterator[tuple[Operation
 def _code(operation: Operation, name: str, position: int) -> str:
     arg = operation.parsed.arg(name, position=position) if operation.parsed else None
     return arg.code if arg else ""
+
+
+# Operations whose whole database effect the file alone settles: what they do to an existing table
+# (if anything) cannot lock it for long, rewrite, scan or break running code. README lists them.
+STATE_ONLY = {"AlterModelOptions", "AlterModelManagers"}
+# Field types whose nullable column is added instantly: no index, no CHECK, no sequence, no
+# expression (a Positive*Field adds a CHECK that scans the table; a SlugField, an index).
+PLAIN_FIELDS = {
+    "BigIntegerField", "BinaryField", "BooleanField", "CharField", "DateField", "DateTimeField",
+    "DecimalField", "DurationField", "EmailField", "FileField", "FilePathField", "FloatField",
+    "GenericIPAddressField", "ImageField", "IntegerField", "JSONField", "SmallIntegerField",
+    "TextField", "TimeField", "URLField", "UUIDField",
+}
+INDEXING_KEYWORDS = {"db_index", "unique", "primary_key"}
+
+
+def settled_statically(ctx: MigrationContext) -> bool:
+    """Every operation of the migration is one whose database effect the file settles for certain."""
+    return all(_settled(ctx, op.parsed) for op in ctx.operations) if ctx.operations else True
+
+
+def _settled(ctx: MigrationContext, parsed: ParsedOperation | None) -> bool:
+    if parsed is None:
+        return False
+    if parsed.type == "SeparateDatabaseAndState":
+        return all(_settled(ctx, op) for op in parsed.nested.get("database_operations", []))
+    if parsed.type in STATE_ONLY or parsed.type == "CreateModel":
+        return True
+    if parsed.type in ("RunSQL", "RunPython"):
+        return False  # code: only running it tells what it does
+    if _on_new_model(ctx, parsed):
+        return True  # a table this change creates: empty, and no running code uses it
+    if parsed.type == "AddField":
+        field = parsed.arg("field", position=2)
+        return field is not None and plain_nullable_field(field.code)
+    return False
+
+
+def plain_nullable_field(code: str) -> bool:
+    """`models.CharField(max_length=30, null=True)`: a plain type, nullable, no index, no db_default."""
+    try:
+        call = ast.parse(code.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    if not isinstance(call, ast.Call):
+        return False
+    name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", None)
+    keywords = {k.arg: k.value for k in call.keywords}
+    if name not in PLAIN_FIELDS or None in keywords or "db_default" in keywords:
+        return False  # **kwargs could say anything; db_default may be volatile or generated
+    null = keywords.get("null")
+    return isinstance(null, ast.Constant) and null.value is True and not any(
+        not (isinstance(keywords[k], ast.Constant) and keywords[k].value is False)
+        for k in INDEXING_KEYWORDS & keywords.keys())

@@ -9,7 +9,8 @@ from migration_safe.engine.model import Finding, MigrationVerdict, Operation, Ph
 DOCS_URL = "https://github.com/migration-safe/migration-safe/blob/main/README.md"
 INFORMATION_URI = "https://github.com/migration-safe/migration-safe"
 SEVERITIES = ("error", "warning", "notice")
-STATIC_FALLBACK = "the review fell back to static analysis and did not verify the SQL"
+STATIC_FALLBACK = ("the review fell back to static analysis and did not verify the SQL: the database "
+                   "side (locks, rewrites, scans) was not checked")
 
 
 def phase_value(phase: Phase | str | None) -> str | None:
