@@ -4,7 +4,7 @@ from migration_safe.engine.model import Severity
 
 from .base import Rule
 from .context import MigrationContext, alter_actions
-from .static import model_is_new
+from .static import field_call, is_constant, model_is_new
 
 
 def check(ctx: MigrationContext):
@@ -38,9 +38,13 @@ def static_check(ctx: MigrationContext):
         if operation.type != "AddField" or operation.parsed is None or model_is_new(ctx, operation):
             continue  # a table this change creates holds no rows and no old code writes it
         field = operation.parsed.arg("field", position=2)
-        code = field.code if field else ""
-        if "null=True" not in code.replace(" ", "") and "db_default" not in code \
-                and "ManyToMany" not in code:
+        call = field_call(field.code) if field else None
+        if call is None or None in call[1] or "ManyToMany" in (call[0] or ""):
+            continue  # not a field written out (or **kwargs): the file does not say
+        keywords = call[1]
+        # db_default=None is DEFAULT NULL: no default at all
+        if not is_constant(keywords.get("null"), True) and (
+                "db_default" not in keywords or is_constant(keywords["db_default"], None)):
             yield ctx.finding(RULE, operation, f"{operation.description}: the field is NOT NULL without "
                               "db_default (read from the file; SQL unavailable).", alternative=ALTERNATIVE)
 

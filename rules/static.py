@@ -83,17 +83,27 @@ def _settled(ctx: MigrationContext, parsed: ParsedOperation | None) -> bool:
 
 def plain_nullable_field(code: str) -> bool:
     """`models.CharField(max_length=30, null=True)`: a plain type, nullable, no index, no db_default."""
+    call = field_call(code)
+    if call is None:
+        return False
+    name, keywords = call
+    if name not in PLAIN_FIELDS or None in keywords or "db_default" in keywords:
+        return False  # **kwargs could say anything; db_default may be volatile or generated
+    return is_constant(keywords.get("null"), True) and all(
+        is_constant(keywords[k], False) for k in INDEXING_KEYWORDS & keywords.keys())
+
+
+def field_call(code: str) -> tuple[str | None, dict[str | None, ast.expr]] | None:
+    """(class name, keyword arguments) of a field written as a call, e.g. `models.IntegerField(null=True)`."""
     try:
         call = ast.parse(code.strip(), mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
+        return None
     if not isinstance(call, ast.Call):
-        return False
+        return None
     name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", None)
-    keywords = {k.arg: k.value for k in call.keywords}
-    if name not in PLAIN_FIELDS or None in keywords or "db_default" in keywords:
-        return False  # **kwargs could say anything; db_default may be volatile or generated
-    null = keywords.get("null")
-    return isinstance(null, ast.Constant) and null.value is True and not any(
-        not (isinstance(keywords[k], ast.Constant) and keywords[k].value is False)
-        for k in INDEXING_KEYWORDS & keywords.keys())
+    return name, {k.arg: k.value for k in call.keywords}
+
+
+def is_constant(node: ast.expr | None, value) -> bool:
+    return isinstance(node, ast.Constant) and node.value is value

@@ -257,7 +257,7 @@ def _alter_action(cmd: ast.AlterTableCmd) -> AlterAction:
     if subtype == AlterTableType.AT_AddColumn:
         return _add_column(cmd.def_)
     if subtype == AlterTableType.AT_ColumnDefault:
-        if cmd.def_ is None:
+        if cmd.def_ is None or _is_null(cmd.def_):  # SET DEFAULT NULL is DROP DEFAULT by another name
             return AlterAction("drop_default", column=cmd.name)
         return AlterAction(
             "set_default",
@@ -293,6 +293,8 @@ def _add_column(column: ast.ColumnDef) -> AlterAction:
     kinds = {c.contype for c in constraints}
     defaults = (c.raw_expr for c in constraints if c.contype == ConstrType.CONSTR_DEFAULT)
     default = next(defaults, None)
+    if default is not None and _is_null(default):
+        default = None  # DEFAULT NULL (Django's db_default=None) fills nothing: it is no default
     # serial and identity columns fill every row from a sequence (nextval)
     sequence_filled = _is_serial(column.typeName) or ConstrType.CONSTR_IDENTITY in kinds
     return AlterAction(
@@ -342,6 +344,13 @@ def _is_volatile(expr: ast.Node) -> bool:
     collector = _FunctionNames()
     collector(expr)
     return not collector.names.isdisjoint(VOLATILE_FUNCTIONS)
+
+
+def _is_null(expr: ast.Node) -> bool:
+    """NULL, NULL::type, (NULL): PostgreSQL stores no default for it."""
+    while isinstance(expr, ast.TypeCast):
+        expr = expr.arg
+    return isinstance(expr, ast.A_Const) and bool(expr.isnull)
 
 
 def _is_serial(type_name: ast.TypeName | None) -> bool:

@@ -46,6 +46,14 @@ def test_drop_default() -> None:
     assert (action.action, action.column) == ("drop_default", "sku")
 
 
+@pytest.mark.parametrize("default", ["NULL", "NULL::varchar", "(NULL)"])
+def test_a_null_default_is_no_default(default: str) -> None:
+    # Django writes db_default=None as DEFAULT NULL; PostgreSQL stores no default for it
+    action = only_action(f'ALTER TABLE "t" ADD COLUMN "c" varchar(30) DEFAULT {default} NOT NULL')
+    assert (action.not_null, action.default) == (True, None)
+    assert only_action(f'ALTER TABLE "t" ALTER COLUMN "c" SET DEFAULT {default}').action == "drop_default"
+
+
 def test_db_default_gen_random_uuid_is_volatile() -> None:
     action = only_action('ALTER TABLE "t" ADD COLUMN "u" uuid DEFAULT (gen_random_uuid()) NOT NULL;')
     assert action.default == "gen_random_uuid()"

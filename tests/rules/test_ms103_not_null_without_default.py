@@ -37,6 +37,18 @@ def test_not_null_columns_without_a_database_default_fire(shop):
         "it fails on any row.")
 
 
+def test_db_default_none_is_no_default(shop):
+    # Django writes DEFAULT NULL NOT NULL: the ALTER fails on any row, old code's INSERTs fail
+    text = migration(shop, "0002_nick", source(
+        'migrations.AddField("customer", "nick", models.CharField(max_length=30, db_default=None)),'))
+    result = review(shop)
+    found = findings(result, "0002_nick", "MS103")
+    assert "DEFAULT NULL NOT NULL" in result.migrations[0].operations[0].sql[0]
+    assert [(f.line, f.severity) for f in found] == [(line_of(text, '"nick"'), Severity.ERROR)]
+    assert found[0].message == ("Column nick is added to existing table shop_customer as NOT NULL without "
+                                "a default: it fails on any row.")
+
+
 def test_nullable_database_default_and_new_tables_do_not_fire(shop):
     migration(shop, "0002_safe", source('''
         migrations.AddField("product", "sku", models.CharField(max_length=32, null=True)),
@@ -57,12 +69,14 @@ def test_without_sql_the_file_is_read(shop):
         migrations.AddField("product", "stock", models.IntegerField(db_default=0)),
         migrations.CreateModel("Coupon", fields=[("id", models.BigAutoField(primary_key=True))]),
         migrations.AddField("coupon", "code", models.CharField(default="", max_length=20)),
+        migrations.AddField("product", "nick", models.CharField(max_length=9, db_default=None)),
     '''))
     result = review(shop, expect_sql=False)
     assert result.migrations[0].sql_status == "unavailable"
     found = findings(result, "0002_static", "MS103")
-    # only the existing table's NOT NULL field: not the nullable one, not the db_default one, and
-    # not the field of the model this change creates
-    assert [f.line for f in found] == [line_of(text, '"sku"')], describe(result, "0002_static")
+    # only the existing table's NOT NULL fields (db_default=None is none): not the nullable one,
+    # not the db_default one, and not the field of the model this change creates
+    assert [f.line for f in found] == [line_of(text, '"sku"'), line_of(text, '"nick"')], \
+        describe(result, "0002_static")
     assert found[0].severity is Severity.ERROR
     assert "NOT NULL without db_default (read from the file; SQL unavailable)" in found[0].message

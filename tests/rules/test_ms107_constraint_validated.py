@@ -5,7 +5,9 @@ import pytest
 
 from migration_safe.engine.model import Severity
 
-from .harness import describe, finding, findings, line_of, migration, phase, review, source
+from .harness import (
+    STATS_PATH, configure, describe, finding, findings, line_of, migration, phase, review, source,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -71,3 +73,23 @@ def test_validating_later_does_not_fire(shop):
         assert not findings(result, name, "MS107"), describe(result, name)
     assert not findings(result, "0003_validate", "MS004")
     assert finding(result, "0002_not_valid", "MS115").severity is Severity.NOTICE
+
+
+def test_a_check_added_with_a_new_column_scans_the_table(shop):
+    # 131 ms at 3M rows against 0.28 ms without the CHECK: PostgreSQL checks every row
+    configure(shop, f"tables:\n  stats: {STATS_PATH}\n", stats={"shop_customer": 40})
+    text = migration(shop, "0002_positive", source('''
+        migrations.AddField("product", "stock", models.PositiveIntegerField(null=True)),
+        migrations.AddField("customer", "age", models.PositiveSmallIntegerField(default=0)),
+        migrations.AddField("order", "weight", models.IntegerField(null=True)),
+    '''))
+    result = review(shop)
+    found = {f.line: f for f in findings(result, "0002_positive", "MS107")}
+    assert set(found) == {line_of(text, '"stock"'), line_of(text, '"age"')}, describe(result, "0002_positive")
+    stock = found[line_of(text, '"stock"')]
+    assert stock.severity is Severity.ERROR and stock.blocks
+    assert stock.message == ("Column stock is added to existing table shop_product with a CHECK (every "
+                             "Positive*Field has one): the column holds no data yet, but PostgreSQL scans "
+                             "every row of shop_product to check it, under ACCESS EXCLUSIVE.")
+    assert "without the CHECK" in stock.safe_alternative and stock.suggestion is None
+    assert found[line_of(text, '"age"')].severity is Severity.WARNING  # a table known to be small
