@@ -1,4 +1,4 @@
-"""Dedupe deliveries and queue jobs: RQ on Redis, or one in-process worker thread without a queue URL.
+"""Dedupe deliveries and queue jobs: RQ on Redis, or a SQLite file (sqlitequeue) without a queue URL.
 
 A review job is keyed by repo, PR and head SHA, so the same head is queued
 once; a newer head of the same PR is recorded as the PR's latest, and the
@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue as stdlib_queue
-import threading
-import time
-from collections import OrderedDict
-from typing import Callable, Protocol
+from typing import Protocol
 
 from migration_safe.app.events import Job, ReviewJob
 
@@ -22,6 +18,7 @@ QUEUE_NAME = "migration-safe"
 DELIVERY_TTL = 7 * 24 * 3600  # GitHub lets people redeliver for days; the id stays the same
 REVIEW_TIMEOUT = 1800
 RETRIES = 3
+RETRY_DELAYS = (5, 30, 120)  # seconds before each retry
 
 
 class Dispatcher(Protocol):
@@ -71,7 +68,8 @@ class RedisDispatcher:
                         return False  # the same head is already waiting
                     pipe.multi()
                     self.queue.enqueue("migration_safe.app.worker.perform", job.to_dict(), job_id=job_id,
-                                       job_timeout=REVIEW_TIMEOUT, retry=Retry(max=RETRIES, interval=[5, 30, 120]),
+                                       job_timeout=REVIEW_TIMEOUT,
+                                       retry=Retry(max=RETRIES, interval=list(RETRY_DELAYS)),
                                        on_failure=Callback("migration_safe.app.worker.on_failure"),
                                        result_ttl=3600, failure_ttl=7 * 24 * 3600, pipeline=pipe)
                     pipe.execute()
@@ -89,65 +87,3 @@ class RedisDispatcher:
             return {"queue": "redis", "ok": True, "queued": len(self.queue)}
         except Exception as exc:  # redis raises many kinds: report, never crash /healthz
             return {"queue": "redis", "ok": False, "error": type(exc).__name__}
-
-
-class InProcessDispatcher:
-    """One machine, no Redis: a worker thread fed by a local queue."""
-
-    def __init__(self, perform: Callable[[dict], None], remember: int = 10_000) -> None:
-        self.perform = perform
-        self.deliveries: OrderedDict[str, float] = OrderedDict()
-        self.remember = remember
-        self.latest: dict[str, str] = {}
-        self.pending: set[str] = set()
-        self.lock = threading.Lock()
-        self.jobs: stdlib_queue.Queue[Job] = stdlib_queue.Queue()
-        self.thread = threading.Thread(target=self._run, name="migration-safe-worker", daemon=True)
-        self.thread.start()
-
-    def first_delivery(self, delivery_id: str) -> bool:
-        with self.lock:
-            if delivery_id in self.deliveries:
-                return False
-            self.deliveries[delivery_id] = time.time()
-            while len(self.deliveries) > self.remember:
-                self.deliveries.popitem(last=False)
-            return True
-
-    def forget_delivery(self, delivery_id: str) -> None:
-        with self.lock:
-            self.deliveries.pop(delivery_id, None)
-
-    def enqueue(self, job: Job) -> bool:
-        with self.lock:
-            if isinstance(job, ReviewJob) and job.pr is not None:
-                self.latest[latest_key(job.repo, job.pr)] = job.head_sha
-            if job.key in self.pending:
-                return False
-            self.pending.add(job.key)
-        self.jobs.put(job)
-        return True
-
-    def latest_head(self, repo: str, pr: int) -> str | None:
-        with self.lock:
-            return self.latest.get(latest_key(repo, pr))
-
-    def health(self) -> dict:
-        return {"queue": "in-process", "ok": self.thread.is_alive(), "queued": self.jobs.qsize()}
-
-    def _run(self) -> None:
-        while True:
-            job = self.jobs.get()
-            with self.lock:
-                self.pending.discard(job.key)
-            for attempt in range(1, RETRIES + 2):
-                try:
-                    self.perform(job.to_dict())
-                    break
-                except Exception as exc:
-                    log.exception("job %s failed (attempt %d)", job.key, attempt)
-                    if attempt > RETRIES:
-                        from migration_safe.app.worker import report_failure
-
-                        # Say what failed, as the RQ path does (worker.on_failure).
-                        report_failure(job.to_dict(), f"{type(exc).__name__}: {exc}")

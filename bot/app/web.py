@@ -10,8 +10,9 @@ import logging
 from flask import Flask, jsonify, request
 
 from migration_safe.app.events import PayloadError, route
-from migration_safe.app.queue import Dispatcher, InProcessDispatcher, RedisDispatcher
+from migration_safe.app.queue import Dispatcher, RedisDispatcher
 from migration_safe.app.settings import AppSettings, settings_from_environment
+from migration_safe.app.sqlitequeue import SqliteQueue, queue_path
 from migration_safe.engine.isolation import available as isolation_available
 
 log = logging.getLogger(__name__)
@@ -41,19 +42,19 @@ def create_app(settings: AppSettings | None = None, dispatcher: Dispatcher | Non
         event = request.headers.get("X-GitHub-Event")
         delivery = request.headers.get("X-GitHub-Delivery")
         if not event or not delivery:
-            return jsonify(error="missing X-GitHub-Event or X-GitHub-Delivery"), 400
+            return refuse(delivery, event, "missing X-GitHub-Event or X-GitHub-Delivery")
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            return jsonify(error="body is not JSON"), 400
+            return refuse(delivery, event, "body is not JSON")
         if not isinstance(payload, dict):
-            return jsonify(error="body is not a JSON object"), 400
-        if event == "ping":
-            return jsonify(ok=True, zen=payload.get("zen")), 200
+            return refuse(delivery, event, "body is not a JSON object")
         try:
             job = route(event, payload, settings.bot_login)
         except PayloadError as exc:
-            return jsonify(error=str(exc)), 400
+            return refuse(delivery, event, str(exc))
+        if event == "ping":
+            return jsonify(ok=True, zen=payload.get("zen")), 200
         try:
             if not dispatcher.first_delivery(delivery):
                 return jsonify(ok=True, duplicate=True), 200
@@ -81,12 +82,15 @@ def create_app(settings: AppSettings | None = None, dispatcher: Dispatcher | Non
     return app
 
 
+def refuse(delivery: str | None, event: str | None, reason: str):
+    """400, and a log line: a signed delivery GitHub sent and we refuse is worth a look."""
+    # Header values are the sender's: only their repr reaches the log, never raw control characters.
+    log.warning("delivery %r (%r) refused: %s", delivery, event, reason)
+    return jsonify(error=reason), 400
+
+
 def default_dispatcher(settings: AppSettings) -> Dispatcher:
     if settings.redis_url:
         return RedisDispatcher(settings.redis_url)
-    from migration_safe.app.worker import Worker
-
-    holder: list[Dispatcher] = []
-    dispatcher = InProcessDispatcher(lambda job: Worker(settings, holder[0].latest_head).run(job))
-    holder.append(dispatcher)
-    return dispatcher
+    # Every web process opens the same file: dedupe and coalescing hold across all of them.
+    return SqliteQueue(queue_path(settings.cache_dir))

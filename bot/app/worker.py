@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -211,7 +210,7 @@ def report_failure(job_data: dict, reason: str, settings: AppSettings | None = N
 
 
 def main() -> int:
-    """`migration-safe worker`: an RQ worker on $REDIS_URL."""
+    """`migration-safe worker`: an RQ worker on $REDIS_URL, else the single machine's SQLite queue."""
     from redis import Redis
     from rq import Queue, Worker as RqWorker
 
@@ -219,9 +218,17 @@ def main() -> int:
 
     settings = settings_from_environment()
     if not settings.redis_url:
-        print("migration-safe worker: REDIS_URL is not set (without it, `serve` runs an in-process worker)",
-              file=sys.stderr)
-        return 2
+        run_local(settings)
+        return 0
     connection = Redis.from_url(settings.redis_url)
     RqWorker([Queue(QUEUE_NAME, connection=connection)], connection=connection).work(with_scheduler=True)
     return 0
+
+
+def run_local(settings: AppSettings, burst: bool = False) -> None:
+    """Reviews from the SQLite queue that every web process of this machine fills."""
+    from migration_safe.app.sqlitequeue import SqliteQueue, queue_path
+
+    store = SqliteQueue(queue_path(settings.cache_dir))
+    worker = Worker(settings, store.latest_head)
+    store.work(worker.run, lambda job, reason: report_failure(job, reason, settings), burst=burst)

@@ -21,7 +21,7 @@ import requests
 from fakegithub import sign
 from rq.job import Job
 
-from migration_safe.app.queue import InProcessDispatcher, RedisDispatcher
+from migration_safe.app.queue import RedisDispatcher
 from migration_safe.app.settings import settings_from_environment
 from migration_safe.app.web import create_app
 from migration_safe.engine import statecache
@@ -341,29 +341,6 @@ def test_failure_of_the_pull_request_endpoint_itself_is_still_reported(app_harne
     [run] = runs_of(h, pull["head"]["sha"])
     assert run["status"] == "completed" and run["conclusion"] == "failure"
     assert "UnknownObjectException" in run["output"]["summary"] and "404" in run["output"]["summary"]
-
-
-def test_in_process_worker_reports_what_failed_after_its_retries(app_harness):
-    h = app_harness
-    pull = open_pr(h, {"shop/migrations/0002_mixed.py": NICKNAME})
-    attempts = []
-
-    def perform(job_data):
-        attempts.append(job_data)
-        raise RuntimeError("the engine crashed on purpose")
-
-    dispatcher = InProcessDispatcher(perform)
-    with serving(create_app(settings_from_environment(), dispatcher)) as url:
-        body, headers = h.fake.delivery("pull_request", "opened", secret=SECRET, pull=1)
-        assert requests.post(f"{url}/webhook", data=body, headers=headers, timeout=10).status_code == 202
-        deadline = time.time() + 30
-        while time.time() < deadline and not any(r["status"] == "completed"
-                                                 for r in runs_of(h, pull["head"]["sha"])):
-            time.sleep(0.05)
-    assert len(attempts) == 4
-    [run] = runs_of(h, pull["head"]["sha"])
-    assert run["conclusion"] == "failure"
-    assert "RuntimeError: the engine crashed on purpose" in run["output"]["summary"]
 
 
 # ---------------------------------------------------------------- superseded heads
