@@ -10,9 +10,17 @@ from typing import Any
 
 import yaml
 
+from migration_safe.engine import confined
+
 CONFIG_PATH = ".github/migration-safe.yml"
 RULE_ID = re.compile(r"^MS\d{3}$")
 LEVELS = ("error", "warning", "notice", "off")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What the interpreter, the dynamic loader, libpq or the sandbox itself reads from the environment.
+RESERVED_ENV = re.compile(r"(PYTHON.*|LD_.*|DYLD_.*|PG.*|PATH|HOME|TMPDIR|SHELL|ENV|BASH_ENV|IFS"
+                          r"|GCONV_PATH|LOCPATH|NLSPATH|GLIBC_TUNABLES|MALLOC_.*|LANG|LANGUAGE|LC_.*"
+                          r"|SSL_CERT_.*|VIRTUAL_ENV|DJANGO_SETTINGS_MODULE)", re.IGNORECASE)
+STATS_CAP = 64 << 20  # table statistics of a very large schema
 
 
 class ConfigError(ValueError):
@@ -24,6 +32,7 @@ class Config:
     python: str | None = None
     django_settings: str | None = None
     django_root: str = "."
+    django_environment: dict[str, str] = field(default_factory=dict)  # given to the sandbox
     postgres_version: int | None = None
     lock_timeout_managed: bool = False
     large_tables: set[str] = field(default_factory=set)
@@ -50,15 +59,23 @@ class Config:
 
 
 def load_config(repo: Path, path: str | None = None) -> Config:
-    """Read the config of the project at `repo`; a missing file gives the defaults."""
+    """Read the config of the project at `repo`; a missing file gives the defaults. `path` is the
+    caller's own choice (the CLI's --config); the repository's file and every path it names must
+    stay inside the checkout."""
     file = Path(path) if path else repo / CONFIG_PATH
-    if not file.exists():
-        if path:
-            raise ConfigError(f"{path}: no such file")
-        return Config()
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        text = file.read_text(encoding="utf-8") if path else confined.read_text(repo, CONFIG_PATH)
+    except FileNotFoundError:
+        if path:
+            raise ConfigError(f"{path}: no such file") from None
+        return Config()
+    except confined.Refused as exc:
+        raise ConfigError(f"{CONFIG_PATH}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{display(file, repo)}: not valid UTF-8: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise ConfigError(f"{display(file, repo)}: not valid YAML: {exc}") from exc
     return parse_config(data, file, repo)
 
@@ -70,15 +87,16 @@ def parse_config(data: Any, file: Path, repo: Path) -> Config:
     reader = _Reader(where)
     top = reader.mapping(data, "", {"python", "django", "postgres", "tables", "rules", "paths",
                                     "install", "autofix"})
-    django = reader.mapping(top.get("django"), "django", {"settings", "root"})
+    django = reader.mapping(top.get("django"), "django", {"settings", "root", "environment"})
     postgres = reader.mapping(top.get("postgres"), "postgres", {"version", "lock_timeout"})
     tables = reader.mapping(top.get("tables"), "tables", {"large", "stats", "small_rows"})
     rules = reader.mapping(top.get("rules"), "rules", {"disable", "severity"})
     paths = reader.mapping(top.get("paths"), "paths", {"ignore"})
     config = Config(
-        python=reader.string(top.get("python"), "python"),
+        python=reader.path_inside(top.get("python"), "python", repo),
         django_settings=reader.string(django.get("settings"), "django.settings"),
-        django_root=reader.string(django.get("root"), "django.root") or ".",
+        django_root=reader.path_inside(django.get("root"), "django.root", repo) or ".",
+        django_environment=reader.environment(django.get("environment"), "django.environment"),
         postgres_version=reader.integer(postgres.get("version"), "postgres.version", 10, 99),
         lock_timeout_managed=reader.choice(postgres.get("lock_timeout"), "postgres.lock_timeout",
                                            ("managed", "unmanaged"), "unmanaged") == "managed",
@@ -91,19 +109,22 @@ def parse_config(data: Any, file: Path, repo: Path) -> Config:
         autofix=reader.choice(top.get("autofix"), "autofix", ("off", "suggest", "push"), "off"),
         source=where,
     )
-    stats = reader.string(tables.get("stats"), "tables.stats")
+    stats = reader.path_inside(tables.get("stats"), "tables.stats", repo)
     if stats:
-        config.table_rows = load_stats(repo / stats, f"{where}: tables.stats")
+        config.table_rows = load_stats(repo, stats, f"{where}: tables.stats")
     return config
 
 
-def load_stats(file: Path, where: str) -> dict[str, int]:
+def load_stats(repo: Path, relative: str, where: str) -> dict[str, int]:
+    name = Path(relative).name
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(confined.read_text(repo, relative, STATS_CAP))
     except FileNotFoundError:
-        raise ConfigError(f"{where}: {file.name} does not exist") from None
+        raise ConfigError(f"{where}: {name} does not exist") from None
+    except confined.Refused as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{where}: {file.name} is not valid JSON: {exc}") from exc
+        raise ConfigError(f"{where}: {name} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or not all(
             isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
             for k, v in data.items()):
@@ -136,6 +157,19 @@ class _Reader:
             raise self.fail(key, "must be a non-empty string")
         return value.strip()
 
+    def path_inside(self, value: Any, key: str, repo: Path) -> str | None:
+        """A path relative to the checkout that stays inside it, symlinks resolved."""
+        path = self.string(value, key)
+        if path is None:
+            return None
+        if Path(path).is_absolute():
+            raise self.fail(key, f"{path!r} must be relative to the repository")
+        try:
+            confined.resolve_inside(repo, path)
+        except confined.Refused:
+            raise self.fail(key, f"{path!r} resolves outside the repository") from None
+        return path
+
     def strings(self, value: Any, key: str) -> list[str]:
         if value is None:
             return []
@@ -145,6 +179,24 @@ class _Reader:
 
     def commands(self, value: Any, key: str) -> list[str]:
         return [value] if isinstance(value, str) else self.strings(value, key)
+
+    def environment(self, value: Any, key: str) -> dict[str, str]:
+        """Variables for the project's settings, from this file only: never the service's own."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, "must map variable names to values")
+        out = {}
+        for name, text in value.items():
+            if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+                raise self.fail(key, f"{name!r} is not a variable name")
+            if RESERVED_ENV.fullmatch(name):
+                raise self.fail(f"{key}.{name}", "may not be set: it changes the interpreter, the loader "
+                                "or the sandbox's database connection")
+            if isinstance(text, bool) or not isinstance(text, (str, int, float)) or "\0" in str(text):
+                raise self.fail(f"{key}.{name}", "must be a string or a number")
+            out[name] = str(text)
+        return out
 
     def integer(self, value: Any, key: str, low: int, high: int | None) -> int | None:
         if value is None:

@@ -2,8 +2,8 @@
 
 Self-contained on purpose: it may run under a Python that has only the
 project's dependencies (Django and a PostgreSQL driver), so it imports
-nothing of migration-safe. It reads one JSON request (path in argv[1]),
-writes one JSON answer (path in argv[2]) and prints nothing of its own.
+nothing of migration-safe. It reads one JSON request (argv[1]: a path, or fd:N for a file the
+parent opened), writes one JSON answer (argv[2], likewise) and prints nothing of its own.
 
 Steps: load settings with DATABASES pointed at the throwaway database,
 load the migration graph once, build the schema of the state just before
@@ -77,7 +77,7 @@ class Fatal(Exception):
 
 
 def main(argv):
-    with open(argv[1], encoding="utf-8") as fh:
+    with channel(argv[1], "r") as fh:
         request = json.load(fh)
     try:
         answer = review(request)
@@ -86,9 +86,16 @@ def main(argv):
     except Exception as exc:  # a bug here or a hostile project: still answer
         fatal = Fatal("review", exc)
         answer = {"fatal": {"stage": fatal.stage, "error": str(fatal), "traceback": fatal.tb}}
-    with open(argv[2], "w", encoding="utf-8") as fh:
+    with channel(argv[2], "w") as fh:
         json.dump(answer, fh)
     return 0
+
+
+def channel(spec, mode):
+    """`fd:N`: a file the parent opened and passed down (it never reads anything of ours by name)."""
+    if spec.startswith("fd:"):
+        return os.fdopen(int(spec[3:]), mode, encoding="utf-8")
+    return open(spec, mode, encoding="utf-8")
 
 
 # ------------------------------------------------------------------ setup

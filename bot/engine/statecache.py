@@ -1,10 +1,10 @@
 """Pre-states kept across reviews of one repository, so a review costs what its new migrations cost.
 
 The child builds the state of every other migration file once (cold) and leaves it in its
-workdir; we keep it here, root-owned and read-only to the sandbox, under a namespace of the
-repository (a fork's pull requests get their own: an entry is made by the code under review, so
-it may only serve reviews of code from the same place). The child itself decides whether an
-offered entry matches its files, settings and code (child.py, `StateCache`).
+output folder; we keep it here, root-owned and shown read-only to the sandbox, under a namespace
+of the repository (a fork's pull requests get their own: an entry is made by the code under
+review, so it may only serve reviews of code from the same place). The child itself decides
+whether an offered entry matches its files, settings and code (child.py, `StateCache`).
 """
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
 
 from migration_safe.engine.database import cache_dir
+from migration_safe.engine.isolation import Bind
 
 ENTRIES_KEPT = 4  # per namespace: a few base commits in flight at once
 UNUSED_DAYS = 14  # a namespace nobody reviewed for this long goes
@@ -30,51 +32,69 @@ def namespace_folder(namespace: str, python: str) -> Path:
     return cache_dir() / "states" / digest
 
 
-def offer(folder: Path, workdir: Path) -> dict:
-    """Copies of the newest entries for the child (copies: the workdir becomes the sandbox user's),
-    and a folder for the entry it may leave."""
-    offered = workdir / "state-cache"
-    offered.mkdir()
-    (workdir / "state-out").mkdir()
-    entries = []
-    for entry in newest(folder)[:ENTRIES_KEPT]:
-        copy = offered / entry.name
-        try:
-            copy.mkdir()
-            for name in FILES:
-                shutil.copyfile(entry / name, copy / name)
-        except OSError:
-            continue  # pruned meanwhile by another review
-        entries.append(str(copy))
-    return {"entries": entries, "out": str(workdir / "state-out")}
+def offer(folder: Path, inside: str | None) -> list[Bind]:
+    """The newest entries, each shown to the child read-only at `inside`/<name>, as they are (no
+    copy); None: at their own path."""
+    return [Bind(str(entry), f"{inside}/{entry.name}" if inside else str(entry))
+            for entry in newest(folder)[:ENTRIES_KEPT]]
 
 
-def keep(folder: Path, workdir: Path, answer: dict) -> None:
-    """Store what a child left, when it answered; mark the entry it used as fresh."""
+def keep(folder: Path, produced: Path, answer: dict) -> None:
+    """Store what a child left in `produced` (call only once nothing of the sandbox runs); mark the
+    entry it used as fresh. The child owned `produced`: nothing in it is followed or read uncapped."""
     used = re.match(r"hit ([0-9a-f]{16})\b", str(answer.get("state_cache") or ""))
     if used:
         touch(folder / used.group(1))
-    produced = workdir / "state-out"
-    if not all((produced / name).is_file() and not (produced / name).is_symlink() for name in FILES):
-        return
-    if sum((produced / name).stat().st_size for name in FILES) > MAX_ENTRY_BYTES:
+    contents = read_entry(produced)
+    if contents is None:
         return
     try:
-        json.loads((produced / "header.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        json.loads(contents["header.json"].decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
         return
-    store(folder, produced)
+    store(folder, contents)
     prune(folder)
     forget_unused(folder.parent)
 
 
-def store(folder: Path, produced: Path) -> None:
+def read_entry(produced: Path) -> dict[str, bytes] | None:
+    """The entry's files, if each is a regular file (no link, FIFO or device) and all fit the cap."""
+    try:
+        directory = os.open(produced, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        contents, left = {}, MAX_ENTRY_BYTES
+        for name in FILES:
+            data = read_capped(name, directory, left)
+            if data is None:
+                return None
+            contents[name], left = data, left - len(data)
+        return contents
+    finally:
+        os.close(directory)
+
+
+def read_capped(name: str, directory: int, cap: int) -> bytes | None:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > cap:
+            return None
+        data = fh.read(cap + 1)
+    return data if len(data) <= cap else None
+
+
+def store(folder: Path, contents: dict[str, bytes]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder.parent, 0o700)  # the child reaches the cache folder: no other repository's state
-    name = hashlib.sha256((produced / "header.json").read_bytes()).hexdigest()[:16]
+    os.chmod(folder.parent, 0o700)  # no other repository's state for anyone but us
+    name = hashlib.sha256(contents["header.json"]).hexdigest()[:16]
     staging = Path(tempfile.mkdtemp(prefix=".new-", dir=folder))
-    for file in FILES:
-        shutil.copyfile(produced / file, staging / file)  # ours now: root-owned, not the child's
+    for file, data in contents.items():
+        (staging / file).write_bytes(data)
         os.chmod(staging / file, 0o644)
     os.chmod(staging, 0o755)
     try:

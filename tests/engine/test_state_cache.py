@@ -171,10 +171,6 @@ def test_namespaces_do_not_share(tmp_path):
     entry.mkdir(parents=True)
     for name in statecache.FILES:
         (entry / name).write_text("{}")
-    workdir = tmp_path / "review"
-    workdir.mkdir()
-    assert statecache.offer(fork, workdir)["entries"] == []
-    again = tmp_path / "again"
-    again.mkdir()
-    offered = statecache.offer(upstream, again)["entries"]
-    assert [p.split("/")[-1] for p in offered] == [entry.name]
+    assert statecache.offer(fork, "/inside") == []
+    offered = statecache.offer(upstream, "/inside")
+    assert [(bind.source, bind.dest) for bind in offered] == [(str(entry), f"/inside/{entry.name}")]

@@ -79,7 +79,9 @@ def test_no_secret_file_proc_or_network_reaches_the_child(shop, secrets_around, 
     review, migration = hostile(shop, PROBE.format(key=tmp_path / "app.pem"))
     assert migration.sql_status == "unavailable" and "PROBE" in migration.sql_error
     error = migration.sql_error
-    assert "/environ: denied" in error and "app.pem: denied" in error
+    # The key is not even there (only the project is); /proc shows the sandbox's own processes only.
+    assert "app.pem: denied FileNotFoundError" in error
+    assert "/proc/1/environ:" in error and "SECRET" not in error
     assert "127.0.0.1:6379 blocked" in error and "1.1.1.1:443 blocked" in error
     assert "CONNECTED" not in error
     assert_no_secret(review, secrets_around)
@@ -240,30 +242,24 @@ def test_the_child_cannot_change_its_project_nor_read_its_git(shop, tmp_path, wo
 
 
 @needs_isolation
-def test_a_tree_the_sandbox_user_cannot_read_is_reviewed_on_a_copy(shop):
+def test_a_tree_the_sandbox_user_cannot_read_is_refused_not_copied(shop):
     (shop.root / "mysite" / "settings.py").chmod(0o600)  # e.g. a service running with umask 077
-    assert isolation.project_view(str(shop.root), "/unused") is None
     _, migration = hostile(shop, "")
-    assert migration.sql_status == "ok"
+    assert migration.sql_status == "unavailable"
+    assert "cannot read the project as it is" in migration.sql_error and "settings.py" in migration.sql_error
+    assert os.listdir(os.path.join(os.environ["MIGRATION_SAFE_CACHE"], "sandbox")) == []
 
 
 @needs_isolation
-@pytest.mark.parametrize("failure", ["mount fails", "mount does not take"])
-def test_a_failed_mount_falls_back_to_a_copy(shop, monkeypatch, caplog, failure):
-    """Never a review of the empty mount point: the start fails, and the copy is reviewed instead."""
-    if failure == "mount fails":
-        def broken(libc, *args, **kwargs):
-            raise OSError(1, "mount refused by the test")
-        reason = "mount refused by the test"
-    else:
-        def broken(libc, *args, **kwargs):  # returns as if it had mounted: the identity check catches it
-            return None
-        reason = "does not show"
+def test_a_failed_staging_mount_fails_the_review_loudly(shop, monkeypatch):
+    """Never a review of an empty mount point: the start fails, and the review says so."""
+    def broken(libc, source, target, *args):
+        os.write(2, b"mount refused by the test\n")
+        raise OSError(1, "mount refused by the test")
     monkeypatch.setattr(isolation, "_mount", broken)  # the forked child runs this copy of the module
-    with caplog.at_level(logging.WARNING, logger="migration_safe.engine.sandbox"):
-        _, migration = hostile(shop, "")
-    assert migration.sql_status == "ok"
-    assert "reviewing a copy" in caplog.text and reason in caplog.text
+    _, migration = hostile(shop, "")
+    assert migration.sql_status == "unavailable"
+    assert "could not start" in migration.sql_error and "mount refused by the test" in migration.sql_error
 
 
 @needs_isolation
@@ -275,11 +271,8 @@ def test_the_child_reads_no_other_repository_mirror_or_cached_state(shop):
     mirror = Mirrors(cache_dir()).private_root() / "someone__private.git"
     mirror.mkdir(exist_ok=True)
     (mirror / "config").write_text("[remote] url = MIRROR-SECRET")
-    produced = cache_dir() / "produced"
-    produced.mkdir(exist_ok=True)
-    for name in statecache.FILES:
-        (produced / name).write_text('{"files": "STATE-SECRET"}')
-    statecache.store(statecache.namespace_folder("github:someone/private", sys.executable), produced)
+    statecache.store(statecache.namespace_folder("github:someone/private", sys.executable),
+                     {name: b'{"files": "STATE-SECRET"}' for name in statecache.FILES})
     _review, migration = hostile(shop, f'''
         found = []
         for root in ("{cache_dir() / 'mirrors'}", "{cache_dir() / 'states'}"):
@@ -291,6 +284,7 @@ def test_the_child_reads_no_other_repository_mirror_or_cached_state(shop):
                 found.append(root + " denied " + type(exc).__name__)
         raise RuntimeError("PROBE " + " | ".join(found))
     ''')
-    assert "PROBE" in migration.sql_error and "mirrors denied PermissionError" in migration.sql_error
-    assert "states denied PermissionError" in migration.sql_error
+    # Not even there: the sandbox shows the project, the interpreter and the system folders only.
+    assert "PROBE" in migration.sql_error and "mirrors denied FileNotFoundError" in migration.sql_error
+    assert "states denied FileNotFoundError" in migration.sql_error
     assert "SECRET" not in migration.sql_error

@@ -1,4 +1,5 @@
-"""When the sandbox may show the project as it is (a read-only mount) and when it must copy it."""
+"""What the sandbox shows of a project: the tree as it is, read-only, with every `.git` entry hidden;
+a tree the sandbox user cannot read is refused, never copied."""
 from __future__ import annotations
 
 import os
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_safe.engine.isolation import project_view
+from migration_safe.engine.isolation import TreeEntries, UnreadableTree, scan_tree
 
 
 @pytest.fixture
@@ -25,17 +26,13 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-def test_a_readable_tree_gets_a_view_with_every_git_entry_hidden(tree):
-    view = project_view(str(tree), "/review/project")
-    assert view is not None and view.source == str(tree) and view.target == "/review/project"
-    assert view.git_dirs == (".git",) and view.git_files == ("vendor/lib/.git",)
-    info = os.stat(tree)
-    assert view.identity == (info.st_dev, info.st_ino)
+def test_a_readable_tree_has_every_git_entry_found(tree):
+    assert scan_tree(str(tree), as_other_user=True) == TreeEntries((".git",), ("vendor/lib/.git",))
 
 
-def test_symlinks_are_judged_like_the_copy_keeps_them(tree):
+def test_symlinks_are_not_followed_nor_judged(tree):
     (tree / "link").symlink_to("/root/.secret-nowhere")
-    assert project_view(str(tree), "/review/project") is not None
+    assert scan_tree(str(tree), as_other_user=True).git_dirs == (".git",)
 
 
 @pytest.mark.parametrize("path, mode", [
@@ -44,17 +41,21 @@ def test_symlinks_are_judged_like_the_copy_keeps_them(tree):
     ("shop/migrations", 0o751),  # traversable but not listable: imports list folders
     ("", 0o700),  # the project folder itself
 ])
-def test_what_the_sandbox_user_cannot_read_is_copied(tree, path, mode):
+def test_what_the_sandbox_user_cannot_read_is_refused(tree, path, mode):
     (tree / path).chmod(mode)
-    assert project_view(str(tree), "/review/project") is None
+    with pytest.raises(UnreadableTree):
+        scan_tree(str(tree), as_other_user=True)
+    assert scan_tree(str(tree), as_other_user=False).git_dirs == (".git",)  # the same user reads it
 
 
-def test_a_git_symlink_is_copied_without_it(tree):
-    """A link could lead the mount over something outside the tree: the copy simply leaves it out."""
+def test_a_git_symlink_is_refused(tree):
+    """A link could lead the hiding mount over something outside the tree."""
     (tree / "vendor" / "lib" / ".git").unlink()
     (tree / "vendor" / "lib" / ".git").symlink_to("../../.git")
-    assert project_view(str(tree), "/review/project") is None
+    with pytest.raises(UnreadableTree, match="neither a folder nor a file"):
+        scan_tree(str(tree), as_other_user=True)
 
 
-def test_a_missing_tree_is_left_to_the_copy_to_report(tmp_path):
-    assert project_view(str(tmp_path / "absent"), "/review/project") is None
+def test_a_missing_tree_raises(tmp_path):
+    with pytest.raises(OSError):
+        scan_tree(str(tmp_path / "absent"), as_other_user=True)
