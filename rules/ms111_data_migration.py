@@ -3,6 +3,7 @@ from migration_safe.engine.model import Severity, StatementKind
 
 from .base import Rule
 from .context import MigrationContext
+from .ms118_data_change_under_lock import under_lock
 from migration_safe.engine.sql import analyse_all
 
 
@@ -19,8 +20,11 @@ def is_data_operation(operation, sql_known: bool) -> bool:
 
 
 def check(ctx: MigrationContext):
+    locked = {id(statement) for _o, statement, _l in under_lock(ctx)}  # MS118 says what really happens
     for operation in ctx.operations:
-        if is_data_operation(operation, ctx.sql_known):
+        if is_data_operation(operation, ctx.sql_known) and not (
+                operation.type != "RunPython"
+                and all(id(s) in locked for s in operation.statements if s.kind is StatementKind.DML)):
             unbounded = any(s.kind is StatementKind.DML and s.table and not s.dml_has_where
                             and ctx.config.is_large(s.table) for s in operation.statements)
             yield ctx.finding(RULE, operation, f"{operation.description} changes data: it runs as a "

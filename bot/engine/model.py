@@ -209,6 +209,15 @@ class Statement:
     error: str | None = None
     executed: bool = False
 
+    @property
+    def exclusive_tables(self) -> set[str]:
+        """Tables this statement takes ACCESS EXCLUSIVE on: from the trace, or, when it did not run,
+        an ALTER TABLE's own table (most subcommands take that lock)."""
+        if self.executed:
+            return {lock.relation for lock in self.locks
+                    if lock.mode == "AccessExclusiveLock" and lock.kind == "table"}
+        return {self.table} if self.kind is StatementKind.ALTER_TABLE and self.table else set()
+
 
 # ---------------------------------------------------------------- operations
 

@@ -49,7 +49,7 @@ class Placement:
         if operation.type == "RunPython":
             return DEFERRED
         if sql_known:
-            phases = [self.statement(s) for s in operation.statements]
+            phases = [self.statement(s) for s in own_steps(operation.statements)]
             phases = [p for p in phases if p is not None]
             return latest(phases) if phases else PRE
         return self.static(operation)
@@ -105,6 +105,19 @@ class Placement:
     def _large(self, operation: Operation) -> bool:
         table = operation.facts.get("table")
         return bool(table) and self.config.is_large(table)
+
+
+def own_steps(statements: list[Statement]) -> list[Statement]:
+    """The statements that are steps of their own: not DML on a table that the same operation already
+    holds ACCESS EXCLUSIVE on (Django's backfill inside an AlterField is part of the ALTER, which MS118
+    blocks), so that it does not make a schema change `deferred`."""
+    held: set[str] = set()
+    steps = []
+    for statement in statements:
+        if not (statement.kind is StatementKind.DML and statement.table in held):
+            steps.append(statement)
+        held |= statement.exclusive_tables
+    return steps
 
 
 def latest(phases: list[Phase]) -> Phase:
