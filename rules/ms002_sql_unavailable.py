@@ -36,8 +36,11 @@ RULE = Rule(
         "the same change creates except RunSQL and RunPython; SeparateDatabaseAndState whose database "
         "operations are all of these. Then it is a warning.",
     safe_alternative="Make the project importable in the review environment: set `django.settings` and "
-                     "`python` in .github/migration-safe.yml, install the project's dependencies. A team "
+                     "`python` in .github/migration-safe.yml, install the project's dependencies; give "
+                     "settings that read environment variables non-secret values with `django.environment` "
+                     "(the sandbox sees no other environment). A team "
                      "that accepts static-only reviews lowers MS002 with `rules.severity: {MS002: warning}`.",
-    example="django:\n  settings: mysite.settings\npython: .venv/bin/python",
+    example="django:\n  settings: mysite.settings\n  environment:\n    DJANGO_SECRET_KEY: not-a-secret\n"
+            "python: .venv/bin/python",
     check=check,
 )

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -105,6 +106,8 @@ def setup_django(request):
     root = request["root"]
     os.chdir(root)
     sys.path.insert(0, root)
+    # The config's `django.environment` (checked by the parent): settings read it when imported.
+    os.environ.update(request.get("environment") or {})
     os.environ["DJANGO_SETTINGS_MODULE"] = request["settings"]
     try:
         from django.conf import settings
@@ -189,7 +192,7 @@ class Loaded:
     unresolved: list  # asked paths that are no migration Django knows
     files: dict  # realpath -> (app_label, name), every migration file on disk
     state: object  # ProjectState with everything but the targets (and what depends on them) applied
-    extensions: list
+    objects: list  # SQL of the database objects the state does not carry (see object_statements)
     excluded: set
     cache: str = "off"
 
@@ -220,8 +223,9 @@ def cold_load(target_paths):
     files = node_files(loader)
     targets, unresolved = resolve_targets(target_paths, files)
     excluded = excluded_by(loader.graph, targets)
-    state, applied = pre_state(loader, excluded)
-    return Loaded(loader, targets, unresolved, files, state, extensions(loader, applied), excluded)
+    state, plan = pre_state(loader, excluded)
+    objects = object_statements(loader.graph.nodes[key] for key in plan)
+    return Loaded(loader, targets, unresolved, files, state, objects, excluded)
 
 
 def warm_load(target_paths, cache, scan):
@@ -250,26 +254,29 @@ def warm_load(target_paths, cache, scan):
     excluded = excluded_by(loader.graph, targets)
     if excluded != set(targets):
         return "miss: other migrations depend on the new ones"
-    state = catch_up(loader.graph, payload["state"], newer, excluded)
-    if isinstance(state, str):
-        return state
-    extensions = sorted({*payload["extensions"], *extension_names(disk[k] for k in newer)})
-    return Loaded(loader, targets, unresolved, files, state, extensions, excluded,
+    caught_up = catch_up(loader.graph, payload["state"], newer, excluded)
+    if isinstance(caught_up, str):
+        return caught_up
+    state, plan = caught_up
+    objects = [*payload["objects"], *object_statements(loader.graph.nodes[key] for key in plan)]
+    return Loaded(loader, targets, unresolved, files, state, objects, excluded,
                   f"hit {entry.folder.name}" + (f" (+{len(newer)} newer migrations)" if newer else ""))
 
 
 def catch_up(graph, state, newer, excluded):
-    """The cached state with the migrations added since, when nothing cached depends on them."""
+    """The cached state with the migrations added since, when nothing cached depends on them, and
+    the order they were applied in."""
     if not newer:
-        return state
+        return state, []
     if any(graph.nodes[key].replaces for key in newer if key in graph.nodes):
         return "miss: a newer squashed migration"
     later = excluded_by(graph, [k for k in newer if k in graph.nodes])
     if later - set(newer) - excluded:
         return "miss: cached migrations depend on newer ones"
-    for key in target_plan(graph, [k for k in newer if k in graph.nodes], later):
+    plan = target_plan(graph, [k for k in newer if k in graph.nodes], later)
+    for key in plan:
         state = advance(state, graph.nodes[key])
-    return state
+    return state, plan
 
 
 def resolve_targets(target_paths, files):
@@ -386,7 +393,8 @@ class Scan:
 class StateCache:
     """Entries the parent offers (read-only copies) and a folder for the one this review leaves.
 
-    An entry is the pre-state of one set of migration files, the graph's edges and the extensions,
+    An entry is the pre-state of one set of migration files, the graph's edges and the SQL of the
+    database objects the state does not carry,
     pickled, with a header naming its inputs: every other migration file (digest), the settings
     that choose and resolve them, and every module whose code the pickle refers to (digest)."""
 
@@ -432,12 +440,12 @@ class StateCache:
                  for k, m in loaded.loader.disk_migrations.items() if k in others}
         try:
             modules = set()
-            data = dumps({"state": loaded.state, "nodes": nodes, "extensions": loaded.extensions}, modules)
+            data = dumps({"state": loaded.state, "nodes": nodes, "objects": loaded.objects}, modules)
             header = {"format": CACHE_FORMAT, "settings": scan.settings,
                       "files": {f"{k[0]}.{k[1]}": d for k, d in others.items()},
                       "modules": {name: module_digest(name) for name in sorted(modules)}}
-        except Exception as exc:  # a field that does not pickle: stay cold
-            return f"not stored: {type(exc).__name__}"
+        except Exception as exc:  # a value that does not pickle: stay cold, and say which
+            return f"not stored: {type(exc).__name__}: {first_line(exc)}"
         if not fits_in_a_file(len(data)):  # the sandbox kills a process that writes past its limit
             return "not stored: larger than the sandbox's file size limit"
         self.out.mkdir(parents=True, exist_ok=True)
@@ -462,7 +470,7 @@ class CacheEntry:
             return f"miss: the cached state does not load ({type(exc).__name__})"
 
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def fits_in_a_file(size):
@@ -484,11 +492,29 @@ def dumps(payload, modules):
             module = getattr(obj, "__module__", None) if named else type(obj).__module__
             if isinstance(module, str):
                 modules.add(module)
+            if isinstance(obj, types.FunctionType) and "<locals>" in obj.__qualname__:
+                return rebuilt(obj)
             return NotImplemented
 
     buffer = io.BytesIO()
     Recording(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(payload)
     return buffer.getvalue()
+
+
+def rebuilt(function):
+    """A local function that says how to make it again, as migrations serialize it (models.SET(…)
+    returns one), pickled as that call; any other local function cannot be pickled: say which."""
+    import functools
+    import pickle
+
+    from django.utils.module_loading import import_string
+
+    deconstruct = getattr(function, "deconstruct", None)
+    if deconstruct is None:
+        raise pickle.PicklingError(f"cannot pickle the local function {function.__qualname__} "
+                                   f"(from {function.__module__})")
+    path, args, kwargs = deconstruct()
+    return functools.partial(import_string(path), *args, **kwargs), ()
 
 
 def module_digest(name):
@@ -572,26 +598,31 @@ def settings_digest():
 
 def pre_state(loader, excluded):
     """State with every migration applied but the excluded ones (the targets and what depends on
-    them), and the applied ones."""
-    graph = loader.graph
+    them), and the applied ones in the order `migrate` applies them."""
+    plan = applied_plan(loader.graph, excluded)
+    return make_state(loader.graph, plan, loader.unmigrated_apps), plan
+
+
+def applied_plan(graph, excluded):
+    """Every migration but the excluded ones, in the order `migrate` applies them. Deduplicated
+    with a set: Django's make_state searches a list, quadratic at thousands of migrations."""
     remaining = set(graph.nodes) - excluded
     leaves = [n for n in remaining
               if not any(child.key in remaining for child in graph.node_map[n].children)]
-    return make_state(graph, sorted(leaves), loader.unmigrated_apps), remaining
-
-
-def make_state(graph, leaves, real_apps):
-    """MigrationGraph.make_state(leaves, at_end=True), without its two quadratic costs at thousands
-    of migrations: the plan is deduplicated with a set (Django searches a list), and AlterField
-    does not ask whether other models reference the field (see `unrendered_shortcut`)."""
-    from django.db.migrations.state import ProjectState
-
     plan, seen = [], set()
-    for leaf in leaves:
+    for leaf in sorted(leaves):
         for key in graph.forwards_plan(leaf):
             if key not in seen:
                 seen.add(key)
                 plan.append(key)
+    return plan
+
+
+def make_state(graph, plan, real_apps):
+    """MigrationGraph.make_state(leaves, at_end=True), without the scan of every model that
+    AlterField makes to ask whether other models reference the field (see `unrendered_shortcut`)."""
+    from django.db.migrations.state import ProjectState
+
     project_state = ProjectState(real_apps=real_apps)
     with unrendered_shortcut():
         for key in plan:
@@ -625,42 +656,194 @@ def unrendered_shortcut():
         state_module.field_is_referenced = original
 
 
-def build_schema(connection, extension_names, state):
-    """Create the tables of `state` directly from its models (like syncdb), in one round trip."""
-    create_extensions(connection, extension_names)
+def build_pre_state(connection, objects, state):
+    """The database just before the new migrations: the tables of `state`, created directly from
+    its models (like syncdb), and the objects of older migrations that the state does not carry.
+    Returns what of these could not be made, and why."""
+    statements = schema_statements(connection, state)  # raises before touching the database
+    pending = run_each(connection, objects)  # types, collations, extensions: before the tables
+    notes = stand_in_collations(connection, pending)
+    # In batches: one transaction for thousands of tables would exceed max_locks_per_transaction.
+    with connection.cursor() as cursor:
+        for start in range(0, len(statements), SCHEMA_BATCH):
+            cursor.execute("\n".join(statements[start:start + SCHEMA_BATCH]))
+    while pending:  # views, triggers, indexes: on the tables, and on each other in any order
+        still = run_each(connection, [sql for sql, _error in pending])
+        if len(still) == len(pending):
+            break
+        pending = still
+    return notes + [f"{first_line(error)} ({one_line(sql)[:80]})" for sql, error in pending
+                    if not already_there(sql, error)]
+
+
+COLLATION = re.compile(r'CREATE\s+COLLATION\s+(IF\s+NOT\s+EXISTS\s+)?("(?:[^"]|"")+"|[\w.]+)', re.IGNORECASE)
+
+
+def stand_in_collations(connection, pending):
+    """A collation the server cannot make (an ICU one on a build without ICU) becomes one of the
+    same name with the "C" locale: the SQL and locks of what uses it are the same; its sort order
+    is not checked. Says which."""
+    notes = []
+    for item in list(pending):
+        sql, error = item
+        match = COLLATION.match(uncommented(sql))
+        if match is None or getattr(error.__cause__ or error, "sqlstate", None) != "0A000":
+            continue
+        if not run_each(connection, [f'CREATE COLLATION {match.group(2)} FROM "C"']):
+            pending.remove(item)
+            notes.append(f"collation {match.group(2)}: {first_line(error)}; a stand-in of the same name "
+                         f"was used (its sort order is not checked)")
+    return notes
+
+
+def schema_statements(connection, state):
     apps = state.apps
     with connection.schema_editor(collect_sql=True, atomic=False) as editor:
         for model in apps.get_models(include_auto_created=False):
             meta = model._meta
             if meta.managed and not meta.proxy and not meta.swapped:
                 editor.create_model(model)
-    # In batches: one transaction for thousands of tables would exceed max_locks_per_transaction.
-    with connection.cursor() as cursor:
-        for start in range(0, len(editor.collected_sql), SCHEMA_BATCH):
-            cursor.execute("\n".join(editor.collected_sql[start:start + SCHEMA_BATCH]))
+    return list(editor.collected_sql)
 
 
-def extensions(loader, applied):
-    return extension_names(loader.graph.nodes[key] for key in applied)
+def run_each(connection, statements):
+    """Each statement on its own (autocommit); the ones that failed, with their error."""
+    failed = []
+    for sql in statements:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+        except Exception as exc:
+            failed.append((sql, exc))
+    return failed
 
 
-def extension_names(migrations):
-    """PostgreSQL extensions the migrations create (CreateExtension and its subclasses)."""
+# SQLSTATEs for "already exists" and "does not exist": a CREATE of what the state already built,
+# or a DROP of what it never had, leaves the database as `migrate` would.
+DUPLICATE = {"42710", "42P07", "42723", "42P06", "42P04"}
+UNDEFINED = {"42704", "42P01", "42883", "3F000"}
+
+
+def already_there(sql, error):
+    cause = error.__cause__ if error.__cause__ is not None else error
+    state = getattr(cause, "sqlstate", None)
+    verb = uncommented(sql).split(None, 1)[0].upper() if uncommented(sql) else ""
+    return (verb == "CREATE" and state in DUPLICATE) or (verb == "DROP" and state in UNDEFINED)
+
+
+# What an older RunSQL makes that the model state does not carry: functions, types, views,
+# triggers, collations, extensions… (tables and their columns are the state's; data is not needed).
+OBJECT_KINDS = (r"FUNCTION|PROCEDURE|AGGREGATE|TYPE|DOMAIN|VIEW|TRIGGER|EXTENSION|COLLATION|SCHEMA"
+                r"|SEQUENCE|OPERATOR|CAST|LANGUAGE|RULE|INDEX|TEXT\s+SEARCH|CONVERSION|STATISTICS")
+OBJECT_SQL = re.compile(
+    rf"(CREATE(\s+OR\s+REPLACE)?(\s+(TRUSTED|PROCEDURAL|UNIQUE|RECURSIVE|CONSTRAINT|EVENT|MATERIALIZED))*"
+    rf"|DROP(\s+(MATERIALIZED|EVENT))?|ALTER(\s+(MATERIALIZED|EVENT))?)\s+({OBJECT_KINDS})\b",
+    re.IGNORECASE)
+LEADING_COMMENTS = re.compile(r"\A(\s+|--[^\n]*(\n|\Z)|/\*.*?\*/)*", re.DOTALL)
+
+
+def uncommented(sql):
+    return LEADING_COMMENTS.sub("", sql, count=1)
+
+
+def one_line(text):
+    return " ".join(text.split())
+
+
+def object_statements(migrations):
+    """The SQL of the database-level operations of `migrations` (applied, in order) whose objects
+    the model state does not carry: collations, extensions, and what RunSQL creates besides
+    tables. Replaying these is cheap next to replaying every migration."""
+    from django.db import connection
+
+    out = []
+    for migration in migrations:
+        for operation in database_operations(migration.operations):
+            runsql = type(operation).__name__ == "RunSQL"
+            if not (runsql or carries_objects(operation)):
+                continue
+            collected = collected_sql(connection, operation, migration.app_label)
+            out.extend(sql for sql in executable(collected)
+                       if not runsql or OBJECT_SQL.match(uncommented(sql)))
+    return out
+
+
+def carries_objects(operation):
+    """Operations of django.contrib.postgres that make database objects outside any model."""
+    names = {cls.__name__ for cls in type(operation).__mro__}
+    return bool(names & {"CreateExtension", "CreateCollation", "RemoveCollation"})
+
+
+def collected_sql(connection, operation, app_label):
     try:
-        from django.contrib.postgres.operations import CreateExtension
-    except Exception:
+        with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+            operation.database_forwards(app_label, editor, None, None)
+    except Exception:  # an operation that needs its states: its objects are not rebuilt
         return []
-    return sorted({op.name for migration in migrations for op in migration.operations
-                   if isinstance(op, CreateExtension)})
+    return editor.collected_sql
 
 
-def create_extensions(connection, names):
-    for name in names:
-        with connection.cursor() as cursor:
-            try:
-                cursor.execute("CREATE EXTENSION IF NOT EXISTS %s" % connection.ops.quote_name(name))
-            except Exception:
-                pass  # untrusted extensions need a superuser: the statements that use it will say so
+def reset_schema(connection):
+    """Drop everything a pre-state attempt made, so that another can start from an empty database."""
+    with connection.cursor() as cursor:
+        cursor.execute(RESET_SQL)
+
+
+RESET_SQL = """
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' LOOP
+    EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname);
+  END LOOP;
+  FOR r IN SELECT nspname FROM pg_namespace WHERE nspowner = current_user::regrole
+           AND nspname <> 'public' AND nspname NOT LIKE 'pg\_%' LOOP
+    EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', r.nspname);
+  END LOOP;
+  FOR r IN SELECT relname, relkind FROM pg_class WHERE relnamespace = 'public'::regnamespace
+           AND relkind IN ('r', 'p', 'v', 'm', 'S', 'f') LOOP
+    EXECUTE format('DROP %s IF EXISTS public.%I CASCADE', CASE r.relkind WHEN 'v' THEN 'VIEW'
+      WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE'
+      ELSE 'TABLE' END, r.relname);
+  END LOOP;
+  FOR r IN SELECT oid::regprocedure AS fn, prokind FROM pg_proc
+           WHERE pronamespace = 'public'::regnamespace LOOP
+    EXECUTE format('DROP %s IF EXISTS %s CASCADE', CASE r.prokind WHEN 'p' THEN 'PROCEDURE'
+      WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END, r.fn);
+  END LOOP;
+  FOR r IN SELECT t.oid::regtype AS ty FROM pg_type t LEFT JOIN pg_class c ON c.oid = t.typrelid
+           WHERE t.typnamespace = 'public'::regnamespace AND t.typelem = 0
+             AND (t.typtype IN ('e', 'd', 'r') OR c.relkind = 'c') LOOP
+    EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', r.ty);
+  END LOOP;
+  FOR r IN SELECT collname FROM pg_collation WHERE collnamespace = 'public'::regnamespace LOOP
+    EXECUTE format('DROP COLLATION IF EXISTS public.%I CASCADE', r.collname);
+  END LOOP;
+END $$;
+"""
+
+
+def replay_migrations(connection, graph, plan, real_apps):
+    """The pre-state the way `migrate` leaves it: every applied migration's operations in order
+    (RunPython aside: no data is needed). Slow next to building from the state, and always right."""
+    from django.db.migrations.operations import RunPython
+    from django.db.migrations.state import ProjectState
+
+    state = ProjectState(real_apps=real_apps)
+    forwards = RunPython.database_forwards
+    RunPython.database_forwards = lambda *args, **kwargs: None
+    try:
+        for key in plan:
+            migration = graph.nodes[key]
+            with connection.schema_editor(atomic=migration.atomic) as editor:
+                state = migration.apply(state, editor)
+        with connection.schema_editor() as editor:  # apps without migrations, as migrate --run-syncdb
+            for model in state.apps.get_models(include_auto_created=False):
+                meta = model._meta
+                if meta.app_label in real_apps and meta.managed and not meta.proxy and not meta.swapped:
+                    editor.create_model(model)
+    finally:
+        RunPython.database_forwards = forwards
 
 
 # ------------------------------------------------------------------ which tables the change needs
@@ -795,11 +978,16 @@ def cut_relations(model_state, key, needed, resolve_relation):
 
 def stand_in(name, field):
     """A foreign key's column without its constraint: the type of the target's key does not matter
-    for tables the change does not touch."""
+    for tables the change does not touch. Indexes and constraints may name it either way
+    (`project` or `project_id`), as they may a foreign key."""
     from django.db import models
 
-    return models.BigIntegerField(null=field.null, db_index=bool(field.db_index), unique=field.unique,
-                                  db_column=field.db_column or f"{name}_id")
+    class StandIn(models.BigIntegerField):
+        def get_attname(self):
+            return f"{self.name}_id"
+
+    return StandIn(null=field.null, db_index=bool(field.db_index), unique=field.unique,
+                   db_column=field.db_column or f"{name}_id")
 
 
 def remote_keys(remote, key, resolve_relation):
@@ -1178,45 +1366,93 @@ def review(request):
     import django
     from django.db import connection
 
-    cache = StateCache(request["state_cache"]) if request.get("state_cache") else None
-    loaded = load(request["targets"], cache)
     try:
         connection.ensure_connection()
         server_version = connection.pg_version
     except Exception as exc:
         raise Fatal("database", exc) from exc
-    loader, state = loaded.loader, loaded.state
+    cache = StateCache(request["state_cache"]) if request.get("state_cache") else None
+    loaded = load(request["targets"], cache)
+    loader = loaded.loader
     answer = {"django_version": django.get_version(), "postgres_version": server_version,
               "unresolved": loaded.unresolved, "conflicts": conflicts(loader), "migrations": [],
               "migration_files": {f"{k[0]}.{k[1]}": p for p, k in loaded.files.items() if k in loaded.excluded},
-              "state_cache": loaded.cache}
+              "state_cache": loaded.cache, "pre_state": []}
     migrations = [loader.graph.nodes[key] for key in target_plan(loader.graph, loaded.targets, loaded.excluded)]
     answer["timings"] = {"graph": round(time.monotonic() - started, 3)}
     runsql = request.get("runsql_tables") or {}
-    relations = Relations(state)
+    trace = request.get("trace", True)
+    relations = Relations(loaded.state)
     try:
-        needed = needed_models(migrations, state, relations, runsql)
+        needed = needed_models(migrations, loaded.state, relations, runsql)
     except Exception:  # an odd operation or relation: the full schema is always right
         needed = None
     answer["schema_models"] = None if needed is None else len(needed)
+    def built():
+        answer["timings"]["schema"] = round(time.monotonic() - started, 3)
+
+    outcome = None
+    if needed is not None:
+        outcome = fast_review(connection, loaded, migrations, needed, relations, (runsql, trace, built))
+        if isinstance(outcome, str):  # the speed-up must never cost a review its SQL
+            answer["pre_state"].append(f"the minimal pre-state failed ({outcome}); reviewed on the full one")
+            answer["schema_models"] = None
+            reset_schema(connection)
+            outcome = None
+    if outcome is None:
+        outcome = full_review(connection, loaded, migrations, (runsql, trace, built), answer["pre_state"])
+    answer["migrations"], problems = outcome
+    answer["pre_state"].extend(problems)
+    answer["timings"]["total"] = round(time.monotonic() - started, 3)
+    return answer
+
+
+def fast_review(connection, loaded, migrations, needed, relations, run):
+    """The review on a pre-state of only the models the change needs, or why that failed."""
+    state = loaded.state.clone()  # the full review starts from the untouched state if this fails
     try:
-        build_schema(connection, loaded.extensions, state if needed is None else sub_state(state, needed))
+        problems = build_pre_state(connection, loaded.objects, sub_state(state, needed))
     except Exception as exc:
-        raise Fatal("pre-state schema", exc) from exc
-    answer["timings"]["schema"] = round(time.monotonic() - started, 3)
+        return f"{type(exc).__name__}: {first_line(exc)}"
+    outs = review_all(connection, migrations, state, relations, *run)
+    failed = next((out for out in outs if out["error"]), None)
+    if failed is not None:
+        return f"{failed['app_label']}.{failed['name']}: {failed['error']}"
+    return outs, problems
+
+
+def full_review(connection, loaded, migrations, run, notes):
+    """The review on the pre-state of every model; when the state cannot build it, on the one
+    that replaying the migrations builds, as `migrate` would."""
+    problems = []
+    try:
+        problems = build_pre_state(connection, loaded.objects, loaded.state)
+    except Exception as exc:
+        notes.append(f"the pre-state could not be built from the model state ({type(exc).__name__}: "
+                     f"{first_line(exc)}); built by replaying the migrations")
+        try:
+            reset_schema(connection)
+            loader = load_graph() if loaded.cache.startswith("hit") else loaded.loader
+            replay_migrations(connection, loader.graph, applied_plan(loader.graph, loaded.excluded),
+                              loader.unmigrated_apps)
+        except Exception as exc:
+            raise Fatal("pre-state schema", exc) from exc
+    return review_all(connection, migrations, loaded.state, None, *run), problems
+
+
+def review_all(connection, migrations, state, relations, runsql, trace, built):
+    built()
     with connection.cursor() as cursor:
         tracer = Tracer(connection, set())
         relations_now = tracer.relations(cursor)
     tracer.preexisting = set(relations_now)
     preexisting_names = {name for name, kind, _n, _t in relations_now.values() if kind in ("r", "p")}
-    trace = request.get("trace", True)
-    narrow = relations if needed is not None else None
+    outs = []
     for migration in migrations:
-        out, state = review_in_state(connection, tracer, migration, state, narrow, runsql,
+        out, state = review_in_state(connection, tracer, migration, state, relations, runsql,
                                      preexisting_names, trace)
-        answer["migrations"].append(out)
-    answer["timings"]["total"] = round(time.monotonic() - started, 3)
-    return answer
+        outs.append(out)
+    return outs
 
 
 def review_in_state(connection, tracer, migration, state, relations, runsql, preexisting_names, trace):
