@@ -174,3 +174,60 @@ def test_namespaces_do_not_share(tmp_path):
     assert statecache.offer(fork, "/inside") == []
     offered = statecache.offer(upstream, "/inside")
     assert [(bind.source, bind.dest) for bind in offered] == [(str(entry), f"/inside/{entry.name}")]
+
+
+SET_ON_DELETE = '''
+from django.db import migrations, models
+
+import shop.defaults
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [
+        migrations.CreateModel("Review", [
+            ("id", models.BigAutoField(primary_key=True, serialize=False)),
+            ("product", models.ForeignKey(on_delete=models.SET(shop.defaults.retired_product), to="shop.product")),
+            ("stars", models.IntegerField(default=shop.defaults.make_default())),
+        ]),
+    ]
+'''
+
+DEFAULTS = '''
+def retired_product():
+    return 1
+
+
+def make_default():
+    {body}
+'''
+
+
+def base_with(shop, body):
+    shop.write("shop/fields.py", SKU_FIELD).write("shop/models.py", BASE_MODELS)
+    shop.write("shop/defaults.py", DEFAULTS.format(body=body))
+    shop.migration("shop", "0001_initial", INITIAL).migration("shop", "0002_review", SET_ON_DELETE)
+    shop.base = shop.commit("a model whose key is SET(...) on delete")
+    shop.migration("shop", "0003_sku", ADD_INDEX.replace("0001_initial", "0002_review"))
+    shop.commit("a new migration")
+    return shop
+
+
+def test_set_on_delete_is_stored_as_the_call_that_makes_it(shop):
+    project = base_with(shop, "return 5")
+    code, cold = check(project)
+    assert cold["state_cache"].endswith("; stored"), cold["state_cache"]
+    warm_code, warm = check(project)
+    assert warm["state_cache"].startswith("hit "), warm["state_cache"]
+    assert (warm_code, without_cache(warm)) == (code, without_cache(cold))
+
+
+def test_a_value_that_cannot_be_stored_is_named(shop):
+    local = "def five():\n        return 5\n    return five"  # a local function: no way to make it again
+    project = base_with(shop, local)
+    for _ in range(2):
+        _code, report = check(project)
+        assert report["state_cache"].endswith(
+            "not stored: PicklingError: cannot pickle the local function make_default.<locals>.five "
+            "(from shop.defaults)"), report["state_cache"]
+        assert report["migrations"][0]["sql_status"] == "ok"
