@@ -7,7 +7,7 @@ long-running data or build work deferred.
 from __future__ import annotations
 
 from migration_safe.config import Config
-from migration_safe.engine.model import Operation, Phase, Statement, StatementKind
+from migration_safe.engine.model import Operation, Phase, Statement, StatementKind, TableInfo
 from migration_safe.engine.sql import analyse_all
 
 PRE, POST, DEFERRED = Phase.PRE_DEPLOY, Phase.POST_DEPLOY, Phase.DEFERRED
@@ -45,12 +45,17 @@ class Placement:
         self.new_tables = new_tables
         self.new_columns = new_columns
 
-    def operation(self, operation: Operation, sql_known: bool) -> Phase:
+    def operation(self, operation: Operation, sql_known: bool,
+                  tables_before: dict[str, TableInfo] | None = None) -> Phase:
+        """`tables_before`: the tables as they stood before the migration (columns a DROP DEFAULT
+        takes away from old code are known only from it)."""
         if operation.type == "RunPython":
             return DEFERRED
         if sql_known:
             phases = [self.statement(s) for s in own_steps(operation.statements)]
             phases = [p for p in phases if p is not None]
+            if dropped_defaults(operation.statements, tables_before or {}):
+                phases.append(POST)  # old code leaves the column to its default: only new code may run
             return latest(phases) if phases else PRE
         return self.static(operation)
 
@@ -118,6 +123,21 @@ def own_steps(statements: list[Statement]) -> list[Statement]:
             steps.append(statement)
         held |= statement.exclusive_tables
     return steps
+
+
+def dropped_defaults(statements: list[Statement], tables_before: dict[str, TableInfo]) -> list[tuple[str, str]]:
+    """(table, column) whose database default is dropped while the column stays NOT NULL: code that
+    leaves the column out of its INSERTs (Django's, for a `db_default` field) fails from then on."""
+    nullable = {(s.table, a.column) for s in statements for a in s.actions if a.action == "drop_not_null"}
+    out = []
+    for statement in statements:
+        for action in statement.actions:
+            table = tables_before.get(statement.table or "")
+            column = table.columns.get(action.column or "") if table else None
+            if action.action == "drop_default" and column and column.not_null and column.has_default \
+                    and (statement.table, action.column) not in nullable:
+                out.append((statement.table, action.column))
+    return out
 
 
 def latest(phases: list[Phase]) -> Phase:

@@ -37,7 +37,7 @@ def decide(migrations: list[Analysed], config: Config, pg_major: int,
     splits: dict[str, bool] = {}
     for item in migrations:
         for operation in item.operations:
-            operation.phase = placement.operation(operation, item.sql_known)
+            operation.phase = placement.operation(operation, item.sql_known, item.tables_before)
         phases[item.file.label], splits[item.file.label] = migration_phase(
             [op.phase for op in item.operations if op.phase])
     applied = apply_overrides(migrations, overrides or {}, phases, splits, config)
