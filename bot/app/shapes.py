@@ -143,8 +143,7 @@ def check(value: Any, shape: Any, where: str = "$") -> None:
     if is_typeddict(shape):
         _check_object(value, shape, where)
     elif origin in (Union, types.UnionType):
-        if not any(_fits(value, option, where) for option in get_args(shape)):
-            raise ShapeError(f"{where}: {_kind(value)}, not {_name(shape)}")
+        _check_union(value, shape, where)
     elif origin is list:
         if not isinstance(value, list):
             raise ShapeError(f"{where}: {_kind(value)}, not a list")
@@ -166,6 +165,17 @@ def _check_object(value: Any, shape: Any, where: str) -> None:
     for key, hint in _hints(shape).items():
         if key in value:
             check(value[key], hint, f"{where}.{key}")
+
+
+def _check_union(value: Any, shape: Any, where: str) -> None:
+    options = get_args(shape)
+    if value is None and type(None) in options:
+        return
+    others = [option for option in options if option is not type(None)]
+    if len(others) == 1:  # "X or null": say what is wrong inside X
+        check(value, others[0], where)
+    elif not any(_fits(value, option, where) for option in others):
+        raise ShapeError(f"{where}: {_kind(value)}, not {_name(shape)}")
 
 
 def _fits(value: Any, shape: Any, where: str) -> bool:

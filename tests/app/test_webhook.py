@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 
 import pytest
 import requests
 from fakegithub import FakeGitHub, sign
+from fakegithub.payloads import DEFAULT_PAYLOADS_DIR, load_template, merge
 from redis import Redis
 from rq import Queue
 
 from migration_safe.app.queue import QUEUE_NAME, RedisDispatcher
 from migration_safe.app.settings import AppSettings
+from migration_safe.app.sqlitequeue import SqliteQueue
 from migration_safe.app.web import create_app
 
 from .server import serving
@@ -136,3 +139,158 @@ def test_healthz_reports_queue(service):
     url, _queue = service
     health = requests.get(f"{url}/healthz", timeout=5).json()
     assert health["ok"] and health["queue"]["queue"] == "redis" and health["queue"]["ok"]
+
+
+# ---------------------------------------------------------------- payload shapes
+
+# Every example body GitHub documents for the events the App reads (the fake's loader finds them).
+EXAMPLES = [("check_run", "requested_action"), ("check_run", "rerequested"), ("check_suite", "requested"),
+            ("check_suite", "rerequested"), ("installation", "created"), ("installation_repositories", "added"),
+            ("issue_comment", "created"), ("issue_comment", "created.with-installation"),
+            ("issue_comment", "edited"), ("ping", None), ("pull_request", "closed"), ("pull_request", "opened"),
+            ("pull_request", "ready_for_review"), ("pull_request", "reopened"), ("pull_request", "synchronize")]
+
+
+def example(event: str, action: str | None) -> dict:
+    name = f"{event}.{action}.json" if action else f"{event}.json"
+    assert (DEFAULT_PAYLOADS_DIR / name).is_file(), f"GitHub's example {name} is missing"
+    return load_template(DEFAULT_PAYLOADS_DIR, event, action)
+
+
+@pytest.fixture
+def local(tmp_path):
+    """The App with the single-machine queue: no Redis needed to see what was queued."""
+    store = SqliteQueue(tmp_path / "queue.sqlite3")
+    app = create_app(AppSettings(app_id=1, webhook_secret=SECRET, cache_dir=tmp_path), store)
+    return app.test_client(), store
+
+
+def deliver(client, event: str, payload, delivery: str | None = None):
+    body = json.dumps(payload).encode()
+    return client.post("/webhook", data=body, headers={
+        "X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": sign(body, SECRET.encode())})
+
+
+@pytest.mark.parametrize("event, action", EXAMPLES)
+def test_github_example_bodies_are_accepted(local, event, action):
+    client, store = local
+    payload = example(event, action)
+    if event != "ping":
+        payload.setdefault("installation", {"id": 1})  # deliveries to an App always carry it
+    answer = deliver(client, event, payload)
+    assert answer.status_code in (200, 202), answer.json
+    queued = answer.json.get("queued")
+    assert queued is (True if (event, action) in REVIEWED else None)
+    assert store.health()["queued"] == (1 if queued else 0)
+
+
+# Examples that ask for a review: the others are closed PRs, plain issues, forks' suites, a button.
+REVIEWED = {("check_run", "rerequested"), ("check_suite", "rerequested"), ("pull_request", "opened"),
+            ("pull_request", "reopened"), ("pull_request", "synchronize"), ("pull_request", "ready_for_review")}
+
+
+def test_an_example_without_installation_is_refused(local, caplog):
+    client, store = local
+    answer = deliver(client, "pull_request", example("pull_request", "ready_for_review"), "no-installation")
+    assert answer.status_code == 400 and "$.installation: missing" in answer.json["error"]
+    assert "'no-installation'" in caplog.text and "$.installation: missing" in caplog.text
+    assert store.health()["queued"] == 0
+
+
+def put(payload: dict, path: str, value) -> dict:
+    """A copy with the value at a dotted path replaced (DELETE: removed)."""
+    copy = json.loads(json.dumps(payload))
+    *parents, last = path.split(".")
+    target = copy
+    for key in parents:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    index = int(last) if isinstance(target, list) else last
+    if value is DELETE:
+        del target[index]
+    else:
+        target[index] = value
+    return copy
+
+
+DELETE = object()
+COMMAND = {"issue": {"pull_request": {"url": "x"}}, "comment": {"body": "/migration-safe recheck"}}
+WRONG_SHAPES = [
+    ("pull_request", "opened", {}, "pull_request", "a string"),
+    ("pull_request", "opened", {}, "pull_request", DELETE),
+    ("pull_request", "opened", {}, "pull_request.head", "ec26c3e"),
+    ("pull_request", "opened", {}, "pull_request.head.sha", None),
+    ("pull_request", "opened", {}, "pull_request.number", "2"),
+    ("pull_request", "opened", {}, "pull_request.number", True),
+    ("pull_request", "opened", {}, "pull_request.state", DELETE),
+    ("pull_request", "opened", {}, "repository", ["acme/shop"]),
+    ("pull_request", "opened", {}, "repository.full_name", 7),
+    ("pull_request", "opened", {}, "installation", 1),
+    ("pull_request", "opened", {}, "installation.id", "1"),
+    ("pull_request", "opened", {}, "action", None),
+    ("pull_request", "opened", {"action": "edited"}, "changes", "base"),
+    ("check_run", "rerequested", {}, "check_run", "x"),
+    ("check_run", "rerequested", {}, "check_run.pull_requests", {"number": 1}),
+    ("check_run", "rerequested", {"check_run": {"pull_requests": [{"number": 1}]}}, "check_run.pull_requests.0",
+     "1"),
+    ("check_run", "rerequested", {}, "check_run.head_sha", DELETE),
+    ("check_suite", "rerequested", {}, "check_suite", None),
+    ("check_suite", "rerequested", {}, "check_suite.pull_requests.0.number", "2"),
+    ("check_suite", "requested", {}, "check_suite.pull_requests", DELETE),
+    ("issue_comment", "created.with-installation", COMMAND, "comment", "/migration-safe recheck"),
+    ("issue_comment", "created.with-installation", COMMAND, "comment.body", ["/migration-safe recheck"]),
+    ("issue_comment", "created.with-installation", COMMAND, "comment.user", "alice"),
+    ("issue_comment", "created.with-installation", COMMAND, "comment.user.login", DELETE),
+    ("issue_comment", "created.with-installation", COMMAND, "comment.id", 1.5),
+    ("issue_comment", "created.with-installation", COMMAND, "issue", []),
+    ("issue_comment", "created.with-installation", COMMAND, "issue.number", None),
+    ("issue_comment", "created.with-installation", COMMAND, "issue.pull_request", "yes"),
+    ("issue_comment", "created.with-installation", {**COMMAND, "action": "edited"}, "changes", {"body": "old"}),
+    ("issue_comment", "created.with-installation", {**COMMAND, "action": "edited"}, "changes.body", {"from": 1}),
+    ("installation", "created", {}, "installation", "x"),
+    ("installation", "created", {}, "installation.account", "octocat"),
+    ("installation_repositories", "added", {}, "installation.account.login", 1),
+    ("ping", None, {}, "zen", {"text": "x"}),
+]
+
+
+@pytest.mark.parametrize("event, action, base, path, value", WRONG_SHAPES,
+                         ids=[f"{e}-{p}-{'deleted' if v is DELETE else type(v).__name__}"
+                              for e, _a, _b, p, v in WRONG_SHAPES])
+def test_a_payload_of_the_wrong_shape_is_400_with_a_log_line(local, caplog, event, action, base, path, value):
+    client, store = local
+    valid = merge(example(event, action), base)
+    if "changes" in path:
+        valid.setdefault("changes", {"body": {"from": ""}} if event == "issue_comment" else {"base": {}})
+    assert deliver(client, event, valid).status_code in (200, 202)  # the same payload, right, is accepted
+    queued_before = store.health()["queued"]
+    answer = deliver(client, event, put(valid, path, value), "wrong-shape")
+    assert answer.status_code == 400, answer.json
+    where = "$." + ".".join(f"[{part}]" if part.isdigit() else part for part in path.split(".")).replace(".[", "[")
+    assert answer.json["error"].split(": ", 1)[1].startswith(where), answer.json["error"]
+    assert "'wrong-shape'" in caplog.text and where in caplog.text
+    assert store.health()["queued"] == queued_before
+
+
+def paths(value, prefix: str = "", depth: int = 3):
+    """Every dotted path inside the objects and lists of a payload, to `depth` levels."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        path = f"{prefix}{key}"
+        yield path
+        if depth > 1:
+            yield from paths(child, f"{path}.", depth - 1)
+
+
+@pytest.mark.parametrize("event, action", [("pull_request", "synchronize"), ("check_run", "rerequested"),
+                                           ("check_suite", "rerequested"),
+                                           ("issue_comment", "created.with-installation")])
+def test_no_field_of_any_type_makes_a_500(local, event, action):
+    """Each field of a real body replaced by every JSON kind in turn, or removed: never a 500."""
+    client, _store = local
+    payload = merge(example(event, action), COMMAND if event == "issue_comment" else {})
+    answers = set()
+    for path in paths(payload):
+        for value in (DELETE, None, True, 1, "x", [], {}):
+            answers.add(deliver(client, event, put(payload, path, value)).status_code)
+    assert answers <= {200, 202, 400} and 400 in answers
