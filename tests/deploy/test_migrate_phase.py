@@ -1,0 +1,316 @@
+"""`manage.py migrate_phase` on a real PostgreSQL, run in a subprocess as a deploy pipeline runs it."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ADD_PRICE = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [migrations.AddField("product", "price", models.IntegerField(null=True))]
+'''
+
+DROP_NAME = '''
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0002_price")]
+    operations = [migrations.RemoveField("product", "name")]
+'''
+
+BACKFILL = '''
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    deploy_phase = "deferred"
+    dependencies = [("shop", "{after}")]
+    operations = [migrations.RunSQL("UPDATE shop_product SET price = 0 WHERE price IS NULL")]
+'''
+
+INDEX_NAME = '''
+from django.contrib.postgres.operations import AddIndexConcurrently
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    atomic = False
+    deploy_phase = "pre-deploy"
+    dependencies = [("shop", "0001_initial")]
+    operations = [AddIndexConcurrently("product", models.Index(fields=["name"], name="product_name_idx"))]
+'''
+
+SLOW_PRE_DEPLOY = '''
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [migrations.RunSQL("SELECT pg_sleep(3)")]
+'''
+
+FAST = ["--lock-timeout", "0.2", "--backoff", "0.1"]
+
+
+def output(done) -> str:
+    return done.stdout + done.stderr
+
+
+def report(done) -> dict:
+    return json.loads(done.stdout)
+
+
+def test_only_the_named_phase_is_applied_and_order_is_enforced(project):
+    project.migration("0002_price", ADD_PRICE).migration("0003_drop_name", DROP_NAME)
+    project.migration("0004_backfill", BACKFILL.format(after="0003_drop_name"))
+
+    done = project.run("pre-deploy")
+    assert done.returncode == 0, output(done)
+    assert project.applied() == ["shop.0001_initial", "shop.0002_price"]
+    assert "left for other phases: shop.0003_drop_name (post-deploy), shop.0004_backfill (deferred)" \
+        in done.stdout
+
+    early = project.run("deferred", "--format", "json")  # its dependency is post-deploy, not yet run
+    assert early.returncode == 1
+    assert report(early)["refused"] == [{"migration": "shop.0004_backfill", "reason": (
+        "this deferred migration depends on shop.0003_drop_name (post-deploy), which is not applied "
+        "yet: run `migrate_phase post-deploy` first")}]
+    assert project.applied() == ["shop.0001_initial", "shop.0002_price"]
+
+    assert project.run("post-deploy").returncode == 0
+    assert project.applied()[-1] == "shop.0003_drop_name" and len(project.applied()) == 3
+    assert "name" not in project.columns("shop_product")
+
+    done = project.run("deferred", "--format", "json")
+    assert done.returncode == 0, output(done)
+    assert [(m["migration"], m["phase"], m["phase_from"], m["status"]) for m in report(done)["migrations"]] \
+        == [("shop.0004_backfill", "deferred", "deploy_phase", "applied")]
+    assert report(done)["statement_timeout"] is None  # the deferred phase has none by default
+
+    again = project.run("deferred")
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert len(project.applied()) == 4
+
+
+def test_post_deploy_first_applies_the_pre_deploy_migrations_still_unapplied(project):
+    project.migration("0002_price", ADD_PRICE).migration("0003_drop_name", DROP_NAME)
+    done = project.run("post-deploy", "--format", "json")
+    assert done.returncode == 0, output(done)
+    assert [(m["migration"], m["phase"]) for m in report(done)["migrations"]] == [
+        ("shop.0001_initial", "pre-deploy"), ("shop.0002_price", "pre-deploy"),
+        ("shop.0003_drop_name", "post-deploy")]
+    assert project.applied() == ["shop.0001_initial", "shop.0002_price", "shop.0003_drop_name"]
+
+
+def test_a_pre_deploy_migration_that_needs_an_unapplied_deferred_one_is_refused(project):
+    project.migration("0002_backfill", BACKFILL.format(after="0001_initial"))
+    project.migration("0003_price", ADD_PRICE.replace("0001_initial", "0002_backfill"))
+    plan = project.run("pre-deploy", "--plan")
+    done = project.run("pre-deploy")
+    assert plan.returncode == done.returncode == 1
+    assert ("refused     shop.0003_price: this pre-deploy migration depends on shop.0002_backfill "
+            "(deferred), which is not applied yet: run `migrate_phase deferred` first, or ship "
+            "shop.0003_price in a later release") in done.stdout
+    assert project.applied() == []  # the runnable 0001 waits too: nothing starts with a refusal
+
+
+def test_plan_changes_nothing(project):
+    project.run("pre-deploy")
+    project.migration("0002_price", ADD_PRICE).migration("0003_drop_name", DROP_NAME)
+    before = project.applied(), project.columns("shop_product")
+    done = project.run("post-deploy", "--plan")
+    assert done.returncode == 0, output(done)
+    assert done.stdout.splitlines()[:2] == [
+        "would apply pre-deploy  shop.0002_price  (phase from operations)",
+        "would apply post-deploy shop.0003_drop_name  (phase from operations)"]
+    assert (project.applied(), project.columns("shop_product")) == before
+
+
+def test_a_phase_the_file_cannot_settle_is_refused_naming_the_line_to_add(project):
+    project.run("pre-deploy")
+    alter = '''
+        from django.db import migrations, models
+
+
+        class Migration(migrations.Migration):
+            dependencies = [("shop", "0001_initial")]
+            operations = [migrations.AlterField("product", "name", models.CharField(max_length=200))]
+    '''
+    project.migration("0002_longer_name", alter)
+    for phase in ("pre-deploy", "post-deploy", "deferred"):
+        done = project.run(phase)
+        assert done.returncode == 1
+        assert ('refused     shop.0002_longer_name: AlterField on line 6: what it changes (a type, NOT NULL, '
+                'a constraint, an index) shows only in its SQL; add deploy_phase = "…"') in done.stdout
+        assert "shop/migrations/0002_longer_name.py line 4" in done.stdout
+    project.migration("0002_longer_name", alter.replace("    dependencies", '    deploy_phase = "pre-deploy"\n'
+                                                         "            dependencies"))
+    assert project.run("pre-deploy").returncode == 0
+    assert project.applied() == ["shop.0001_initial", "shop.0002_longer_name"]
+
+
+def hold(project, sql: str, ready: threading.Event, release: threading.Event) -> threading.Thread:
+    """Another session that runs `sql` in a transaction and keeps it open until `release`."""
+    def work():
+        with project.connect() as conn:
+            with conn.transaction():
+                conn.execute(sql)
+                ready.set()
+                release.wait(60)
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    return thread
+
+
+def test_a_lock_timeout_is_retried_and_succeeds_once_the_lock_is_released(project):
+    project.run("pre-deploy")
+    project.migration("0002_price", ADD_PRICE)
+    ready, release = threading.Event(), threading.Event()
+    holder = hold(project, "SELECT count(*) FROM shop_product", ready, release)  # ACCESS SHARE
+    threading.Timer(2.0, release.set).start()
+    done = project.run("pre-deploy", *FAST, "--retries", "30", "--format", "json")
+    holder.join(10)
+    assert done.returncode == 0, output(done)
+    [step] = report(done)["migrations"]
+    assert step["status"] == "applied" and step["retries"] >= 1
+    assert "price" in project.columns("shop_product")
+    assert project.applied() == ["shop.0001_initial", "shop.0002_price"]
+
+
+def test_a_lock_never_released_gives_up_after_the_retries_and_leaves_the_migration_unapplied(project):
+    project.run("pre-deploy")
+    project.migration("0002_price", ADD_PRICE)
+    ready, release = threading.Event(), threading.Event()
+    holder = hold(project, "SELECT count(*) FROM shop_product", ready, release)
+    try:
+        done = project.run("pre-deploy", *FAST, "--retries", "3")
+    finally:
+        release.set()
+        holder.join(10)
+    assert done.returncode == 1
+    assert done.stdout.count("lock timeout in shop.0002_price; retry") == 3
+    assert "failed      pre-deploy  shop.0002_price" in done.stdout
+    assert "lock timeout after 3 retries" in done.stdout and "nothing of it is applied" in done.stdout
+    assert project.applied() == ["shop.0001_initial"]
+    assert "price" not in project.columns("shop_product")
+
+
+def test_two_runners_started_at_once_apply_each_migration_once(project):
+    project.migration("0002_slow", SLOW_PRE_DEPLOY)
+    runners = [project.start("pre-deploy", "--wait-for-lock", "60", "--format", "json") for _ in range(2)]
+    results = [(runner.wait(120), json.loads(runner.stdout.read())) for runner in runners]
+    for runner in runners:
+        runner.stdout.close()
+        runner.stderr.close()
+    assert [code for code, _ in results] == [0, 0]
+    outcomes = sorted(result["outcome"] for _, result in results)
+    assert outcomes == ["done", "nothing to do"]
+    assert project.applied() == ["shop.0001_initial", "shop.0002_slow"]  # once each
+
+
+def test_a_second_runner_that_may_not_wait_exits_3(project):
+    project.migration("0002_slow", SLOW_PRE_DEPLOY)
+    first = project.start("pre-deploy")
+    try:
+        deadline = time.monotonic() + 30
+        while not runner_lock_held(project):
+            assert time.monotonic() < deadline and first.poll() is None, "the first runner never locked"
+            time.sleep(0.05)
+        second = project.run("pre-deploy")
+    finally:
+        first.wait(60)
+        first.stdout.close()
+        first.stderr.close()
+    assert second.returncode == 3
+    assert "another migrate_phase run holds the runner lock on database 'default' (backend pid" \
+        in second.stdout
+    assert first.returncode == 0
+    assert project.applied() == ["shop.0001_initial", "shop.0002_slow"]
+
+
+def runner_lock_held(project) -> bool:
+    with project.connect() as conn:
+        return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                            "AND classid = 1836277604 AND objid = 1701866607").fetchone()[0] == 1
+
+
+def test_an_interrupted_concurrent_index_build_is_dropped_and_built_again(project):
+    project.run("pre-deploy")
+    project.migration("0002_index", INDEX_NAME)
+    ready, release = threading.Event(), threading.Event()
+    # An open writer: CREATE INDEX CONCURRENTLY waits for it, times out, and leaves an INVALID index.
+    holder = hold(project, "INSERT INTO shop_product (name) VALUES ('x')", ready, release)
+    threading.Timer(2.0, release.set).start()
+    done = project.run("pre-deploy", *FAST, "--retries", "30")
+    holder.join(10)
+    assert done.returncode == 0, output(done)
+    assert "lock timeout in shop.0002_index; retry 1 of 30" in done.stdout
+    assert "dropped INVALID index public.product_name_idx, left by an interrupted concurrent build" \
+        in done.stdout
+    assert index_validity(project, "product_name_idx") == [True]
+    assert project.applied() == ["shop.0001_initial", "shop.0002_index"]
+
+
+def test_an_invalid_index_left_by_an_earlier_run_is_dropped_first(project):
+    project.run("pre-deploy")
+    with project.connect() as conn:  # a build that failed half way: the index stays, INVALID
+        conn.execute("INSERT INTO shop_product (name) VALUES ('same'), ('same')")
+        with pytest.raises(Exception):
+            conn.execute("CREATE UNIQUE INDEX CONCURRENTLY product_name_idx ON shop_product (name)")
+    assert index_validity(project, "product_name_idx") == [False]
+    project.migration("0002_index", INDEX_NAME)
+    done = project.run("pre-deploy")
+    assert done.returncode == 0, output(done)
+    assert "dropped INVALID index public.product_name_idx" in done.stdout
+    assert index_validity(project, "product_name_idx") == [True]
+
+
+def index_validity(project, name: str) -> list[bool]:
+    with project.connect() as conn:
+        rows = conn.execute("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                            "WHERE c.relname = %s", [name])
+        return [valid for (valid,) in rows]
+
+
+def test_a_non_atomic_migration_that_fails_part_way_says_what_was_applied(project):
+    project.run("pre-deploy")
+    project.migration("0002_index_then_fail", '''
+        from django.contrib.postgres.operations import AddIndexConcurrently
+        from django.db import migrations, models
+
+
+        class Migration(migrations.Migration):
+            atomic = False
+            deploy_phase = "pre-deploy"
+            dependencies = [("shop", "0001_initial")]
+            operations = [
+                AddIndexConcurrently("product", models.Index(fields=["name"], name="product_name_idx")),
+                migrations.RunSQL("UPDATE shop_product SET name = 'x'; SELECT 1 / 0"),
+            ]
+    ''')
+    done = project.run("pre-deploy")
+    assert done.returncode == 1
+    assert "It is not atomic: operation 1 (Concurrently create index product_name_idx on field(s) name of " \
+           "model product) is applied; operation 2 of 2 (Raw SQL operation) failed and may be half done: " \
+           "check what it left in the database" in done.stdout
+    assert "`manage.py migrate --fake shop 0002_index_then_fail`" in done.stdout
+    assert project.applied() == ["shop.0001_initial"]
+
+
+def test_usage_errors_exit_2(project):
+    assert project.run("mid-deploy").returncode == 2
+    assert project.run("pre-deploy", "--retries", "-1").returncode == 2
+    done = project.run("pre-deploy", "--lock-timeout", "5", "--statement-timeout", "5")
+    assert done.returncode == 2 and "--lock-timeout must be shorter than --statement-timeout" in done.stderr
+    assert project.run("pre-deploy", "--database", "other").returncode == 2
+    assert project.applied() == []
