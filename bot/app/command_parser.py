@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from migration_safe.engine.model import Phase
@@ -13,6 +14,8 @@ VERDICT_CHANGING = {"ignore", "unignore", "phase"}
 COMMAND = re.compile(re.escape(PREFIX) + r"(\s|$)")
 FENCE = re.compile(r"^(`{3,}|~{3,})")
 REASON = re.compile(r"\s--(?:\s|$)")  # " -- reason"; a bare trailing " --" is a missing reason
+# Commands run per comment: a comment of 200,000 command lines must not become 200,000 answers.
+MAX_COMMANDS = 10
 
 USAGE = {
     "help": "/migration-safe help",
@@ -40,7 +43,29 @@ class Command:
         return self.name in VERDICT_CHANGING
 
 
-def commands_in(body: str) -> list[Command]:
+@dataclass(frozen=True)
+class Found:
+    commands: list[Command]  # the first MAX_COMMANDS, in order
+    ignored: int = 0  # command lines after them: counted, never parsed or run
+
+
+def find_commands(body: str | None) -> Found:
+    commands: list[Command] = []
+    ignored = 0
+    for line in command_lines(body):
+        if len(commands) < MAX_COMMANDS:
+            commands.append(parse_line(line))
+        else:
+            ignored += 1
+    return Found(commands, ignored)
+
+
+def commands_in(body: str | None) -> list[Command]:
+    """The comment's commands that run: the first MAX_COMMANDS (a reply says the rest were ignored)."""
+    return find_commands(body).commands
+
+
+def command_lines(body: str | None) -> Iterator[str]:
     """Each line that starts with the prefix, outside what GitHub renders as code, quote or hidden.
 
     Markdown is followed as GitHub renders it, so that only a command a reader sees as
@@ -50,7 +75,6 @@ def commands_in(body: str) -> list[Command]:
     reply" produces); an HTML comment is invisible, and a hidden command must not
     change the verdict.
     """
-    out: list[Command] = []
     fence: str | None = None
     quote = hidden = False
     for raw in (body or "").splitlines():
@@ -78,8 +102,7 @@ def commands_in(body: str) -> list[Command]:
             hidden = "-->" not in line[4:]
             continue
         if COMMAND.match(line):
-            out.append(parse_line(line))
-    return out
+            yield line
 
 
 def parse_line(line: str) -> Command:

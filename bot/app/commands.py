@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from migration_safe.app import publish
-from migration_safe.app.command_parser import Command, commands_in, help_text
+from migration_safe.app.command_parser import MAX_COMMANDS, Command, commands_in, find_commands, help_text
 from migration_safe.app.events import CommandJob, ReviewJob
 from migration_safe.engine.model import Acknowledgement, PhaseOverride, Review
 from migration_safe.engine.phases import refuse_phase, touches_large
@@ -79,7 +79,8 @@ def handle_command(worker, job: CommandJob) -> None:
             review_head(worker, job, repo, pull)
         return
     comment = pull.get_issue_comment(job.comment_id)
-    commands = commands_in(comment.body)
+    found = find_commands(comment.body)
+    commands = found.commands
     if job.action == "edited":
         # The answer to the old text no longer holds: drop our reactions before answering anew.
         clear_reactions(comment, worker.settings.bot_login)
@@ -102,6 +103,10 @@ def handle_command(worker, job: CommandJob) -> None:
     reviewed = review_head(worker, job, repo, pull) if needs_review else None
     lines = [finish(command, text, success, reviewed) for command, text, success in answers]
     ok = ok and all(success for success in outcome_flags(answers, reviewed.review if reviewed else None))
+    if found.ignored:
+        lines.append(f"Only the first {MAX_COMMANDS} commands of a comment are run: the {found.ignored} "
+                     "after them were ignored.")
+        ok = False
     pull.create_issue_comment(reply(comment, lines))
     comment.create_reaction("+1" if ok else "confused")
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from migration_safe.app.command_parser import USAGE, Command, commands_in, help_text, parse_line
+from migration_safe.app.command_parser import (MAX_COMMANDS, USAGE, Command, Found, commands_in, find_commands,
+                                              help_text, parse_line)
 from migration_safe.engine.model import Phase
 
 
@@ -216,3 +217,16 @@ def test_help_lists_every_command_and_who_may_use_them():
     for usage in USAGE.values():
         assert f"`{usage}`" in text
     assert "write access" in text
+
+
+def test_a_comment_holds_at_most_max_commands_and_the_rest_are_counted():
+    body = "/migration-safe recheck\n" * 200_000  # 4.6 MB, as a hostile comment was
+    found = find_commands(body)
+    assert len(found.commands) == MAX_COMMANDS == 10 and found.ignored == 200_000 - MAX_COMMANDS
+    assert commands_in(body) == found.commands
+
+
+def test_lines_that_are_not_commands_do_not_count_towards_the_cap():
+    body = "\n".join(["/migration-safe help"] * MAX_COMMANDS + ["> /migration-safe recheck", "text", "```",
+                                                                  "/migration-safe recheck", "```"])
+    assert find_commands(body) == Found(commands_in(body), 0)
