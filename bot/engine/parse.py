@@ -7,9 +7,10 @@ point at the lines a reviewer sees in the diff.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Union
 
 import libcst as cst
@@ -138,6 +139,7 @@ class _Reader:
 
     def __init__(self, module: cst.Module) -> None:
         self._module = module
+        self.module = module
         # The tree was parsed here and is shared with no one: libcst's defensive copy is waste.
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         self._positions = wrapper.resolve(PositionProvider)
@@ -164,10 +166,22 @@ def _migration_class(module: cst.Module) -> cst.ClassDef | None:
 def _class_assignments(
     cls: cst.ClassDef,
 ) -> Iterator[tuple[str, cst.BaseExpression, cst.BaseSmallStatement]]:
-    """(attribute, value, statement) for each `name = value` directly in the class body."""
-    body = cls.body
-    lines = body.body if isinstance(body, cst.IndentedBlock) else [body]
+    """(attribute, value, statement) for each `name = value` in the class body, with those in the
+    branch of an `if connection.vendor == "postgresql":` block that runs on PostgreSQL."""
+    return _assignments(cls.body)
+
+
+def _assignments(
+    body: cst.BaseSuite | cst.Module,
+) -> Iterator[tuple[str, cst.BaseExpression, cst.BaseSmallStatement]]:
+    """`name = value` and `name += value` (as "name+"), in order, on PostgreSQL's path."""
+    lines = body.body if isinstance(body, (cst.IndentedBlock, cst.Module)) else [body]
     for line in lines:
+        if isinstance(line, cst.If):
+            branch = _postgresql_branch(line)
+            if branch is not None:
+                yield from _assignments(branch)
+            continue
         if not isinstance(line, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
             continue
         for statement in line.body:
@@ -181,11 +195,51 @@ def _class_assignments(
                 and isinstance(statement.target, cst.Name)
             ):
                 yield statement.target.value, statement.value, statement
+            elif (
+                isinstance(statement, cst.AugAssign)
+                and isinstance(statement.operator, cst.AddAssign)
+                and isinstance(statement.target, cst.Name)
+            ):
+                yield statement.target.value + "+", statement.value, statement
+
+
+def _postgresql_branch(block: cst.If) -> cst.BaseSuite | None:
+    """The suite that runs when `connection.vendor` is "postgresql" (None: no branch runs, or the
+    condition is about something else, which the text alone cannot settle)."""
+    taken = _vendor_test(block.test)
+    if taken is None:
+        return None
+    if taken:
+        return block.body
+    orelse = block.orelse
+    if isinstance(orelse, cst.If):
+        return _postgresql_branch(orelse)
+    return orelse.body if isinstance(orelse, cst.Else) else None
+
+
+def _vendor_test(test: cst.BaseExpression) -> bool | None:
+    """`<…>.vendor == "postgresql"` (or !=, in, not in) on PostgreSQL; None for any other test."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        inner = _vendor_test(test.expression)
+        return None if inner is None else not inner
+    if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1):
+        return None
+    if not (isinstance(test.left, cst.Attribute) and test.left.attr.value == "vendor"):
+        return None
+    target = test.comparisons[0]
+    value = Arg(cst.Module([]).code_for_node(target.comparator)).literal(_UNREADABLE)
+    operator = target.operator
+    if isinstance(value, str) and isinstance(operator, (cst.Equal, cst.NotEqual)):
+        return (value == "postgresql") == isinstance(operator, cst.Equal)
+    if isinstance(value, (tuple, list, set)) and isinstance(operator, (cst.In, cst.NotIn)):
+        return ("postgresql" in value) == isinstance(operator, cst.In)
+    return None
 
 
 def _read_class_body(reader: _Reader, cls: cst.ClassDef, migration: MigrationFile) -> None:
     # Assignments apply in order, so a reassigned attribute ends with its last value.
     markers: dict[str, DeclaredPhase] = {}
+    module_operations = _ModuleOperations(reader)
     for name, value, statement in _class_assignments(cls):
         if name in ("atomic", "initial"):
             flag = reader.literal(value)
@@ -194,7 +248,10 @@ def _read_class_body(reader: _Reader, cls: cst.ClassDef, migration: MigrationFil
         elif name in _DEPENDENCY_LISTS:
             setattr(migration, name, _dependencies(reader, value))
         elif name == "operations":
-            migration.operations = _operations(reader, value)
+            migration.operations = _operations_value(reader, value, module_operations, []) or []
+        elif name == "operations+":
+            migration.operations = _operations_value(reader, value, module_operations,
+                                                     migration.operations) or []
         elif name in _PHASE_MARKERS:
             source, read_phase = _PHASE_MARKERS[name]
             phase = read_phase(reader, value)
@@ -244,10 +301,64 @@ def _swappable_dependency(reader: _Reader, call: cst.Call) -> Dependency | None:
 # ---------------------------------------------------------------- operations
 
 
-def _operations(reader: _Reader, value: cst.BaseExpression) -> list[ParsedOperation]:
+def _operations(reader: _Reader, value: cst.BaseExpression, start: int = 0) -> list[ParsedOperation]:
     if not isinstance(value, (cst.List, cst.Tuple)):
-        return []  # built some other way (concatenation, a name): not readable statically
-    return [_operation(reader, index, element) for index, element in enumerate(value.elements)]
+        return []  # built some other way (a call, a comprehension): not readable statically
+    return [_operation(reader, start + index, element) for index, element in enumerate(value.elements)]
+
+
+def _operations_value(
+    reader: _Reader,
+    value: cst.BaseExpression,
+    names: Mapping[str, list[ParsedOperation]] | _ModuleOperations,
+    before: list[ParsedOperation] | None,
+) -> list[ParsedOperation] | None:
+    """`before` followed by the operations `value` holds (a list, a module-level name, or a sum
+    of these); None when any part is built some other way: then the positions are unknown."""
+    if before is None:
+        return None
+    if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add):
+        left = _operations_value(reader, value.left, names, before)
+        return _operations_value(reader, value.right, names, left)
+    if isinstance(value, cst.Name):
+        found = names.get(value.value)
+        if found is None:
+            return None
+        return [*before, *(_renumbered(op, len(before) + i) for i, op in enumerate(found))]
+    if not isinstance(value, (cst.List, cst.Tuple)):
+        return None
+    return [*before, *_operations(reader, value, start=len(before))]
+
+
+def _renumbered(operation: ParsedOperation, index: int) -> ParsedOperation:
+    return dataclasses.replace(operation, index=index)
+
+
+class _ModuleOperations:
+    """Lists of operations assigned at module level, read only if the Migration class names one."""
+
+    def __init__(self, reader: _Reader) -> None:
+        self._reader = reader
+        self._names: dict[str, list[ParsedOperation]] | None = None
+
+    def get(self, name: str) -> list[ParsedOperation] | None:
+        if self._names is None:
+            self._names = _module_operations(self._reader)
+        return self._names.get(name)
+
+
+def _module_operations(reader: _Reader) -> dict[str, list[ParsedOperation]]:
+    """Lists of operations assigned at module level (on PostgreSQL's path), which the Migration
+    class may name: `operations = operations`, `operations = common + postgresql_only`."""
+    names: dict[str, list[ParsedOperation]] = {}
+    for name, value, _statement in _assignments(reader.module):
+        target = name.removesuffix("+")
+        found = _operations_value(reader, value, names, names.get(target) if name.endswith("+") else [])
+        if found is None:
+            names.pop(target, None)
+        else:
+            names[target] = found
+    return names
 
 
 def _operation(reader: _Reader, index: int, element: cst.BaseElement) -> ParsedOperation:
@@ -346,3 +457,39 @@ _PHASE_MARKERS: dict[str, tuple[str, _PhaseReader]] = {
     "safe": ("safemigrate", _safemigrate),
     "is_post_deployment": ("is_post_deployment", _is_post_deployment),
 }
+
+
+# ---------------------------------------------------------------- app label
+
+
+def declared_app_label(apps_source: str, folder: str) -> str | None:
+    """The label the AppConfig in an app's apps.py gives it: its `label`, else the last part of its
+    `name` (Django's rule). Several configs: the one named after the folder, else the first."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(apps_source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    configs = [node for node in tree.body if isinstance(node, ast.ClassDef) and any(
+        (base.id if isinstance(base, ast.Name) else getattr(base, "attr", "")).endswith("AppConfig")
+        for base in node.bases)]
+    labels = [_config_label(config) for config in configs]
+    labels = [(name, label) for name, label in labels if label]
+    for name, label in labels:
+        if name and name.rsplit(".", 1)[-1] == folder:
+            return label
+    return labels[0][1] if labels else None
+
+
+def _config_label(config: ast.ClassDef) -> tuple[str | None, str | None]:
+    values: dict[str, str] = {}
+    for statement in config.body:
+        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant) \
+                and isinstance(statement.value.value, str):
+            for target in statement.targets:
+                if isinstance(target, ast.Name):
+                    values[target.id] = statement.value.value
+    name = values.get("name")
+    label = values.get("label") or (name.rsplit(".", 1)[-1] if name else None)
+    return name, label if label and label.isidentifier() else None

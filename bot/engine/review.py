@@ -15,7 +15,7 @@ from migration_safe.engine.hints import runsql_tables
 from migration_safe.engine.model import (
     Acknowledgement, ColumnInfo, MigrationFile, PhaseOverride, Review, TableInfo,
 )
-from migration_safe.engine.parse import parse_migration
+from migration_safe.engine.parse import declared_app_label, parse_migration
 from migration_safe.engine.sandbox import ChildResult, Limits, run_child
 from migration_safe.engine.verdict import Analysed, decide
 
@@ -70,11 +70,26 @@ def read_migrations(tree: Path, changed: list[discover.ChangedFile], config: Con
         except (OSError, UnicodeDecodeError) as exc:
             text = f"# unreadable: {exc}"
         if discover.looks_like_migration(change.path, text):
-            file = parse_migration(text, change.path, discover.guess_app_label(change.path),
+            file = parse_migration(text, change.path, app_label(tree, change.path),
                                    PurePosixPath(change.path).stem, change.status)
             file.source = text
             files.append(file)
     return files
+
+
+def app_label(tree: Path, path: str) -> str:
+    """The label the app's apps.py declares (what Django and other migrations call it), else its
+    folder; the sandbox, when it runs, has the last word."""
+    folder = discover.guess_app_label(path)
+    apps_py = PurePosixPath(path).parent.parent / "apps.py"
+    try:
+        declared = declared_app_label(confined.read_text(tree, str(apps_py), cap=APPS_PY_CAP), folder)
+    except (OSError, confined.Refused, UnicodeDecodeError):
+        declared = None
+    return declared or folder
+
+
+APPS_PY_CAP = 256 * 1024
 
 
 def refused_migration(change: discover.ChangedFile, reason: str) -> MigrationFile:
