@@ -34,6 +34,8 @@ STATIC_PHASES = {
     "SaferAddCheckConstraint": POST, "SaferAddUniqueConstraint": POST,
     "SaferAlterFieldSetNotNull": POST, "SaferRemoveUniqueConstraint": PRE,
 }
+# Operations whose DROP INDEX removes a unique rule (never an index the old code's queries need)
+DROPS_UNIQUE_RULES = {"RemoveConstraint"}
 LARGE_TABLE_WORK = {"AddIndexConcurrently", "SaferAddIndexConcurrently", "ValidateConstraint"}
 
 
@@ -52,14 +54,24 @@ class Placement:
         if operation.type == "RunPython":
             return DEFERRED
         if sql_known:
-            phases = [self.statement(s) for s in own_steps(operation.statements)]
+            readded = {(s.table, a.constraint) for s in operation.statements for a in s.actions
+                       if a.action == "drop_constraint"}
+            steps = own_steps(operation.statements)
+            phases = [self.statement(s, readded) for s in steps]
+            if operation.type in DROPS_UNIQUE_RULES:
+                # a UniqueConstraint with a condition, expressions or INCLUDE is a unique index: dropping
+                # it relaxes a rule, as DROP CONSTRAINT does
+                phases = [PRE if s.kind is StatementKind.DROP_INDEX else p for s, p in zip(steps, phases)]
             phases = [p for p in phases if p is not None]
             if dropped_defaults(operation.statements, tables_before or {}):
                 phases.append(POST)  # old code leaves the column to its default: only new code may run
             return latest(phases) if phases else PRE
         return self.static(operation)
 
-    def statement(self, statement: Statement) -> Phase | None:
+    def statement(self, statement: Statement, readded: set[tuple[str | None, str | None]] = frozenset()
+                  ) -> Phase | None:
+        """`readded`: (table, constraint) that the same operation drops first: adding it back is the
+        same rule, not a new one (Django re-creates a foreign key around a column change)."""
         # DROP INDEX names only the index: the sandbox's lock trace knows its table, without
         # which an index dropped from a table this change creates would count as post-deploy.
         table = statement.table or next(
@@ -77,7 +89,8 @@ class Placement:
             # the code that obeys it (old code may still insert duplicates until the deploy).
             return POST if statement.unique else PRE
         if statement.kind is StatementKind.ALTER_TABLE:
-            return latest([self.action(statement, a) for a in statement.actions] or [PRE])
+            return latest([PRE if (statement.table, a.constraint) in readded and a.action == "add_constraint"
+                           else self.action(statement, a) for a in statement.actions] or [PRE])
         return KIND_PHASES.get(statement.kind, PRE)
 
     def action(self, statement: Statement, action) -> Phase:
@@ -138,6 +151,42 @@ def dropped_defaults(statements: list[Statement], tables_before: dict[str, Table
                     and (statement.table, action.column) not in nullable:
                 out.append((statement.table, action.column))
     return out
+
+
+def keep_replacements_together(operations: list[Operation]) -> None:
+    """A drop replaced in the same migration takes the phase of what replaces it, so that no split
+    leaves a window without it: an index dropped and re-created under the same name (an index swap;
+    split, the new one could not even be built first), a unique rule dropped and another added on the
+    same table (`unique_together` turned into a UniqueConstraint)."""
+    for dropping in operations:
+        for adding in operations:
+            if adding is not dropping and adding.phase and dropping.phase \
+                    and _replaces(dropping, adding):
+                dropping.phase = adding.phase
+
+
+def _replaces(dropping: Operation, adding: Operation) -> bool:
+    dropped_indexes = {s.index_name for s in dropping.statements if s.kind is StatementKind.DROP_INDEX}
+    if dropped_indexes & {s.index_name for s in adding.statements if s.kind is StatementKind.CREATE_INDEX}:
+        return True
+    return bool(_unique_drops(dropping) & _unique_adds(adding))
+
+
+def _unique_drops(operation: Operation) -> set[str]:
+    """Tables whose unique rule the operation drops."""
+    if operation.type not in ("AlterUniqueTogether", *DROPS_UNIQUE_RULES):
+        return set()
+    tables = {s.table for s in operation.statements for a in s.actions if a.action == "drop_constraint"}
+    tables |= {lock.table for s in operation.statements if s.kind is StatementKind.DROP_INDEX
+               for lock in s.locks if lock.kind == "index" and lock.table}
+    return {t for t in tables if t}
+
+
+def _unique_adds(operation: Operation) -> set[str]:
+    tables = {s.table for s in operation.statements if s.kind is StatementKind.CREATE_INDEX and s.unique}
+    tables |= {s.table for s in operation.statements for a in s.actions
+               if a.action == "add_constraint" and a.constraint_type == "unique"}
+    return {t for t in tables if t}
 
 
 def latest(phases: list[Phase]) -> Phase:

@@ -8,7 +8,9 @@ from migration_safe.engine.model import (
     Acknowledgement, Finding, MigrationFile, MigrationVerdict, Operation, Phase, PhaseOverride, Severity,
     StatementKind,
 )
-from migration_safe.engine.phases import Placement, migration_phase, refuse_phase, touches_large
+from migration_safe.engine.phases import (
+    Placement, keep_replacements_together, migration_phase, refuse_phase, touches_large,
+)
 from migration_safe_rules import catalogue
 from migration_safe_rules.context import MigrationContext
 
@@ -38,6 +40,7 @@ def decide(migrations: list[Analysed], config: Config, pg_major: int,
     for item in migrations:
         for operation in item.operations:
             operation.phase = placement.operation(operation, item.sql_known, item.tables_before)
+        keep_replacements_together(item.operations)
         phases[item.file.label], splits[item.file.label] = migration_phase(
             [op.phase for op in item.operations if op.phase])
     applied = apply_overrides(migrations, overrides or {}, phases, splits, config)

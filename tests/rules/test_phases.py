@@ -10,7 +10,7 @@ import pytest
 from migration_safe.engine.model import Severity
 
 from .harness import (
-    BACKFILL_NOOP, CONCURRENT, configure, describe, finding, findings, line_of, migration,
+    BACKFILL_NOOP, CONCURRENT, configure, describe, establish, finding, findings, line_of, migration,
     operation_phases, phase, review, rules, source, verdict,
 )
 
@@ -22,8 +22,8 @@ NULLABLE = 'migrations.AddField("customer", "nickname", models.CharField(max_len
 def chain(shop, *migrations: tuple[str, str, dict]) -> dict[str, str]:
     """Write migrations 0002… each depending on the one before; returns name -> text."""
     texts, previous = {}, "0001_initial"
-    for name, operations, options in migrations:
-        texts[name] = migration(shop, name, source(operations, after=previous, **options))
+    for name, operations, options in migrations:  # options may name another "after"
+        texts[name] = migration(shop, name, source(operations, **{"after": previous, **options}))
         previous = name
     return texts
 
@@ -248,3 +248,42 @@ def test_an_unparsable_migration_blocks(shop):
     found = finding(result, "0002_broken", "MS001")
     assert found.severity is Severity.ERROR and verdict(result, "0002_broken").blocking
     assert found.line == line_of(text, "class Migration")
+
+
+def test_relaxing_and_replacing_rules_never_break_a_deploy(shop):
+    establish(shop, "0002_rules", source('''
+        migrations.AddConstraint("product", models.UniqueConstraint(
+            fields=["legacy_code"], condition=models.Q(price__gt=0), name="product_code_uniq")),
+        migrations.AddIndex("customer", models.Index(fields=["email"], name="customer_email_idx")),
+        migrations.AlterUniqueTogether("order", {("customer", "product")}),
+    '''))
+    chain(
+        shop,
+        # a conditional UniqueConstraint is a unique index: dropping it relaxes a rule, as DROP CONSTRAINT
+        ("0003_drop_partial_unique", 'migrations.RemoveConstraint("product", "product_code_uniq"),',
+         {"after": "0002_rules"}),
+        # an index swap: one step (split, the new index could not be built under the taken name)
+        ("0004_index_swap", '''
+            migrations.RemoveIndex("customer", "customer_email_idx"),
+            migrations.AddIndex("customer", models.Index(fields=["email", "id"], name="customer_email_idx")),
+        ''', {}),
+        # unique_together replaced by the equivalent UniqueConstraint: one step, never a window without it
+        ("0005_unique_constraint", '''
+            migrations.AlterUniqueTogether("order", set()),
+            migrations.AddConstraint("order", models.UniqueConstraint(
+                fields=["customer", "product"], name="order_customer_product_uniq")),
+        ''', {}),
+        # Django drops and re-adds the same foreign key to make its column nullable: the new code
+        # writes NULL, so the DROP NOT NULL must not wait for after the deploy
+        ("0006_customer_nullable", 'migrations.AlterField("order", "customer", models.ForeignKey('
+                                   'null=True, on_delete=models.CASCADE, to="shop.customer")),',
+         {}),
+    )
+    result = review(shop)
+    assert phase(result, "0003_drop_partial_unique") == "pre-deploy", describe(result, "0003_drop_partial_unique")
+    swap = verdict(result, "0004_index_swap")
+    assert not swap.needs_split and swap.phase.value == "pre-deploy", describe(result, "0004_index_swap")
+    replaced = verdict(result, "0005_unique_constraint")
+    assert not replaced.needs_split and replaced.phase.value == "post-deploy", \
+        describe(result, "0005_unique_constraint")
+    assert phase(result, "0006_customer_nullable") == "pre-deploy", describe(result, "0006_customer_nullable")
