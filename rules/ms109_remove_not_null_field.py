@@ -1,13 +1,15 @@
 """MS109: dropping a NOT NULL column that has no database default."""
-from migration_safe.engine.model import Severity
+from migration_safe.engine.model import Severity, StatementKind
 
 from .base import Rule
 from .context import MigrationContext, alter_actions
 
 
 def check(ctx: MigrationContext):
+    # no code inserts into a model the same migration deletes: its columns may go in any order
+    deleted = {s.table for _o, s in ctx.statements() if s.kind is StatementKind.DROP_TABLE}
     for operation, statement, action in alter_actions(ctx, "drop_column"):
-        if not ctx.existing(statement.table):
+        if not ctx.existing(statement.table) or statement.table in deleted:
             continue
         column = ctx.tables_before.get(statement.table)
         info = column.columns.get(action.column) if column else None

@@ -5,7 +5,7 @@ import pytest
 
 from migration_safe.engine.model import Severity
 
-from .harness import describe, establish, finding, findings, line_of, migration, review, source
+from .harness import describe, establish, finding, findings, line_of, migration, phase, review, source
 
 pytestmark = pytest.mark.slow
 
@@ -37,3 +37,16 @@ def test_removing_a_nullable_or_defaulted_column_does_not_fire(shop):
     assert not findings(result, "0003_remove", "MS109"), describe(result, "0003_remove")
     # each drop is still reported as the destructive, post-deploy step it is
     assert len(findings(result, "0003_remove", "MS110")) == 2
+
+
+def test_a_column_of_a_model_the_same_migration_deletes_does_not_fire(shop):
+    # makemigrations removes the fields of a deleted model first; no code inserts into it any more
+    migration(shop, "0002_drop_order", source('''
+        migrations.RemoveField("order", "quantity"),
+        migrations.RemoveField("order", "customer"),
+        migrations.RemoveField("order", "product"),
+        migrations.DeleteModel("Order"),
+    '''))
+    result = review(shop)
+    assert not findings(result, "0002_drop_order", "MS109"), describe(result, "0002_drop_order")
+    assert phase(result, "0002_drop_order") == "post-deploy"
