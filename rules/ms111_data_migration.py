@@ -1,10 +1,11 @@
 """MS111: data migrations (RunPython, DML in RunSQL) belong to the deferred phase."""
+from migration_safe.engine.hints import sql_texts
 from migration_safe.engine.model import Severity, StatementKind
+from migration_safe.engine.sql import analyse_all
 
 from .base import Rule
 from .context import MigrationContext
 from .ms118_data_change_under_lock import under_lock
-from migration_safe.engine.sql import analyse_all
 
 
 def is_data_operation(operation, sql_known: bool) -> bool:
@@ -13,9 +14,8 @@ def is_data_operation(operation, sql_known: bool) -> bool:
     if sql_known:
         return any(s.kind is StatementKind.DML for s in operation.statements)
     if operation.type == "RunSQL" and operation.parsed is not None:
-        sql = operation.parsed.arg("sql", position=0)
-        text = sql.literal() if sql else None
-        return isinstance(text, str) and any(s.kind is StatementKind.DML for s in analyse_all(text))
+        texts = sql_texts(operation.parsed.arg("sql", position=0)) or []
+        return any(s.kind is StatementKind.DML for text in texts for s in analyse_all(text))
     return False
 
 

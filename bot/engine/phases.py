@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from migration_safe.config import Config
 from migration_safe.engine.model import Operation, Phase, Statement, StatementKind, TableInfo
+from migration_safe.engine.hints import sql_texts
 from migration_safe.engine.sql import analyse_all
 
 PRE, POST, DEFERRED = Phase.PRE_DEPLOY, Phase.POST_DEPLOY, Phase.DEFERRED
@@ -110,10 +111,10 @@ class Placement:
         if operation.type in LARGE_TABLE_WORK:
             return DEFERRED if self._large(operation) else STATIC_PHASES.get(operation.type, PRE)
         if operation.type == "RunSQL" and operation.parsed is not None:
-            sql = operation.parsed.arg("sql", position=0)
-            text = sql.literal() if sql else None
-            if isinstance(text, str):
-                return latest([p for p in map(self.statement, analyse_all(text)) if p] or [PRE])
+            texts = sql_texts(operation.parsed.arg("sql", position=0))
+            if texts is not None:  # a string, or a list of them (a sequence reset, say)
+                statements = [s for text in texts for s in analyse_all(text)]
+                return latest([p for p in map(self.statement, statements) if p] or [PRE])
             return DEFERRED  # SQL built at run time: assume the worst timing
         if operation.type == "SeparateDatabaseAndState" and operation.parsed is not None:
             nested = operation.parsed.nested.get("database_operations", [])

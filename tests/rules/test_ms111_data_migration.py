@@ -52,3 +52,20 @@ def test_schema_only_sql_is_not_a_data_migration(shop):
     result = review(shop)
     assert not findings(result, "0002_ddl", "MS111"), describe(result, "0002_ddl")
     assert phase(result, "0002_ddl") == "pre-deploy"
+
+
+SEQUENCE_RESET = ("SELECT setval(pg_get_serial_sequence('shop_product', 'id'), coalesce(max(id), 1), "
+                  "max(id) IS NOT null) FROM shop_product")
+
+
+@pytest.mark.parametrize("sql_known", [True, False])
+def test_a_sequence_reset_changes_no_rows(shop, sql_known):
+    if not sql_known:
+        configure(shop, "django:\n  settings: missing.settings\n")
+    migration(shop, "0002_reset", source(f'''
+        migrations.RunSQL("{SEQUENCE_RESET}", migrations.RunSQL.noop),
+        migrations.RunSQL(["{SEQUENCE_RESET}", "SELECT setval('shop_order_id_seq', 100)"]),
+    '''))
+    result = review(shop, expect_sql=sql_known)
+    assert not findings(result, "0002_reset", "MS111"), describe(result, "0002_reset")
+    assert operation_phases(result, "0002_reset") == ["pre-deploy", "pre-deploy"]
