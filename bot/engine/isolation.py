@@ -313,8 +313,9 @@ def staging(plan: SandboxPlan, isolation: Isolation) -> Iterator[tuple[dict[Bind
     """Where bwrap takes each bind from, and the bind mounts the starting process must make first.
 
     As root: an empty folder (or file) per bind in a staging directory the sandbox user can
-    traverse; removed afterwards (the mounts themselves live only in the child's namespace)."""
-    if isolation.uid is None:
+    traverse; removed afterwards (the mounts themselves live only in the child's namespace).
+    Without bubblewrap the child runs on the paths themselves."""
+    if isolation.uid is None or isolation.bwrap is None:
         yield {bind: bind.source for bind in plan.binds}, []
         return
     STAGE_ROOT.mkdir(parents=True, exist_ok=True, mode=0o711)

@@ -146,8 +146,7 @@ def run_sandbox(tree: Path, files: list[MigrationFile], config: Config,
                              "targets": [str(tree / f.path) for f in files], "trace": True,
                              "runsql_tables": runsql_tables(files),
                              "environment": dict(config.django_environment)}
-            result = run_child(python, child_request, request.limits,
-                               network=not target.host.startswith("/"), cache=state_cache_folder(request, python))
+            result = run_child(python, child_request, request.limits, cache=state_cache_folder(request, python))
     except DatabaseError as exc:
         return None, None, [f"sandbox database unavailable: {exc}"]
     return result, server, sandbox_notes(result)

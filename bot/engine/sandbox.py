@@ -22,9 +22,10 @@ from pathlib import Path
 
 from migration_safe.engine import statecache
 from migration_safe.engine.database import cache_dir
+from migration_safe.engine.dbrelay import relay
 from migration_safe.engine.isolation import (
-    Bind, Isolation, PreparedStart, SandboxPlan, UnreadableTree, bwrap_argv, kill_everything_of, lease,
-    scan_tree, staging,
+    Bind, Isolation, PreparedStart, SandboxPlan, TreeEntries, UnreadableTree, bwrap_argv, kill_everything_of,
+    lease, scan_tree, staging,
 )
 
 CHILD = Path(__file__).with_name("child.py")
@@ -61,50 +62,62 @@ class Outcome:
     start_error: str | None = None
 
 
-def run_child(python: str, request: dict, limits: Limits = Limits(),
-              network: bool = False, cache: Path | None = None) -> ChildResult:
-    """Run child.py under `python` on a read-only view of the project; never raises for the
-    child's failures. `cache`: the state cache's folder for this repository, if any."""
+def run_child(python: str, request: dict, limits: Limits = Limits(), cache: Path | None = None) -> ChildResult:
+    """Run child.py under `python` on a read-only view of the project, without network; never
+    raises for the child's failures. `cache`: the state cache's folder for this repository, if any."""
     with lease() as isolation:
-        return run_isolated(python, request, limits, network, isolation, cache)
+        return run_isolated(python, request, limits, isolation, cache)
 
 
-def run_isolated(python: str, request: dict, limits: Limits, network: bool, isolation: Isolation,
+def run_isolated(python: str, request: dict, limits: Limits, isolation: Isolation,
                  cache: Path | None = None) -> ChildResult:
-    described = isolation.describe(network)
     try:
         tree = scan_tree(request["root"], as_other_user=isolation.uid is not None)
     except (UnreadableTree, OSError) as exc:
         return ChildResult(None, f"the sandbox user cannot read the project as it is ({exc}): make the "
-                                 "checkout world-readable (e.g. umask 022); it is never copied", isolation=described)
+                                 "checkout world-readable (e.g. umask 022); it is never copied",
+                           isolation=isolation.describe(False))
     workdir = Path(tempfile.mkdtemp(prefix="review-", dir=sandbox_root()))
+    os.chmod(workdir, 0o711)
     try:
-        out = workdir / "out"  # the one folder the child may write, and nothing else shares
-        out.mkdir(mode=0o700)
-        if isolation.uid is not None:
-            os.chown(out, isolation.uid, isolation.gid)
-        ours = INSIDE if isolation.bwrap else None  # without bubblewrap the child sees our own paths
-        offered = statecache.offer(cache, f"{ours}/state-cache" if ours else None) if cache is not None else []
-        binds = [Bind(request["root"], request["root"]), Bind(str(CHILD), f"{ours}/child.py" if ours else str(CHILD)),
-                 Bind(str(out), f"{ours}/out" if ours else str(out), writable=True),
-                 *(Bind(path, path) for path in interpreter_paths(python)), *offered]
-        host = request["database"].get("host") or ""
-        if host.startswith("/"):
-            binds.append(Bind(host, host))
-        root = request["root"]
-        plan = SandboxPlan(tuple(binds), cwd=root, network=network,
-                           hidden_dirs=tuple(os.path.join(root, d) for d in tree.git_dirs),
-                           hidden_files=tuple(os.path.join(root, f) for f in tree.git_files))
-        child_request = {**request}
-        if cache is not None:
-            child_request["state_cache"] = {"entries": [bind.dest for bind in offered], "out": binds[2].dest}
-        result = run_python_child(python, child_request, plan, binds[1].dest, limits, isolation)
-        result.isolated = isolation.complete and not network
-        if cache is not None and result.answer and "fatal" not in result.answer and sandbox_is_empty(isolation):
-            statecache.keep(cache, out, result.answer)
-        return result
+        with contextlib.ExitStack() as stack:
+            database = reachable_database(request["database"], workdir, isolation, stack)
+            return review_in(workdir, python, {**request, "database": database}, tree, limits, isolation, cache)
     finally:
         remove_tree(workdir)
+
+
+def reachable_database(database: dict, workdir: Path, isolation: Isolation, stack: contextlib.ExitStack) -> dict:
+    """The child has no network: a server reached over TCP is relayed to a socket in a folder of its own."""
+    host = database.get("host") or "localhost"
+    if host.startswith("/"):
+        return database
+    folder = stack.enter_context(relay(host, database.get("port") or 5432, workdir, isolation.uid, isolation.gid))
+    return {**database, "host": folder}
+
+
+def review_in(workdir: Path, python: str, request: dict, tree: TreeEntries, limits: Limits,
+              isolation: Isolation, cache: Path | None) -> ChildResult:
+    out = workdir / "out"  # the one folder the child may write, and nothing else shares
+    out.mkdir(mode=0o700)
+    if isolation.uid is not None:
+        os.chown(out, isolation.uid, isolation.gid)
+    ours = INSIDE if isolation.bwrap else None  # without bubblewrap the child sees our own paths
+    offered = statecache.offer(cache, f"{ours}/state-cache" if ours else None) if cache is not None else []
+    child, output = Bind(str(CHILD), f"{ours}/child.py" if ours else str(CHILD)), \
+        Bind(str(out), f"{ours}/out" if ours else str(out), writable=True)
+    root, socket_folder = request["root"], request["database"]["host"]
+    binds = (Bind(root, root), child, output, Bind(socket_folder, socket_folder),
+             *(Bind(path, path) for path in interpreter_paths(python)), *offered)
+    plan = SandboxPlan(binds, cwd=root, hidden_dirs=tuple(os.path.join(root, d) for d in tree.git_dirs),
+                       hidden_files=tuple(os.path.join(root, f) for f in tree.git_files))
+    if cache is not None:
+        request = {**request, "state_cache": {"entries": [bind.dest for bind in offered], "out": output.dest}}
+    result = run_python_child(python, request, plan, child.dest, limits, isolation)
+    result.isolated = isolation.complete
+    if cache is not None and result.answer and "fatal" not in result.answer and sandbox_is_empty(isolation):
+        statecache.keep(cache, out, result.answer)
+    return result
 
 
 def run_python_child(python: str, request: dict, plan: SandboxPlan, child: str, limits: Limits,
@@ -165,8 +178,10 @@ def interpreter_paths(python: str) -> tuple[str, ...]:
 
 
 def sandbox_root() -> Path:
+    """Reviews' folders: traversable, not listable (without bubblewrap a sandbox user enters its own)."""
     folder = cache_dir() / "sandbox"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o711)
     return folder
 
 

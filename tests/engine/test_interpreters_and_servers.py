@@ -1,6 +1,7 @@
 """The project's own interpreter (`python:`), another Django, and an external PostgreSQL by URL."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -59,10 +60,28 @@ def external_reachable() -> bool:
                                                      "(MIGRATION_SAFE_TEST_POSTGRES_URL)")
 def test_external_server_by_url(tmp_path, monkeypatch):
     monkeypatch.setenv("MIGRATION_SAFE_DATABASE_URL", EXTERNAL)
+    created = record_throwaways(monkeypatch)
     code, report = review(tmp_path)
     with psycopg.connect(EXTERNAL) as conn:
         version = int(conn.execute("SHOW server_version_num").fetchone()[0])
-        leftovers = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'ms_review_%'").fetchone()[0]
+        names, roles = [t.name for t in created], [t.user for t in created]
+        databases = conn.execute("SELECT count(*) FROM pg_database WHERE datname = ANY(%s)", (names,)).fetchone()[0]
+        left_roles = conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = ANY(%s)", (roles,)).fetchone()[0]
     assert report["postgres_version"] == version and code == 1
-    assert all(m["sql_status"] == "ok" for m in report["migrations"])
-    assert leftovers == 0  # the throwaway database is dropped
+    assert all(m["sql_status"] == "ok" for m in report["migrations"])  # through the relay: the child has no network
+    assert len(created) == 1 and databases == 0 and left_roles == 0  # this review's own, whatever else runs
+
+
+def record_throwaways(monkeypatch) -> list:
+    """The throwaway databases this test's reviews create: other reviews may share the server."""
+    from migration_safe.engine.database import Server
+
+    created, original = [], Server.throwaway
+
+    @contextlib.contextmanager
+    def recording(self):
+        with original(self) as target:
+            created.append(target)
+            yield target
+    monkeypatch.setattr(Server, "throwaway", recording)
+    return created
