@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrate_signal
+from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.executor import MigrationExecutor
@@ -69,7 +70,10 @@ def run(options: Options, connection: BaseDatabaseWrapper, on_step: Callable[[St
     try:
         return _plan_and_apply(options, connection, on_step, log, verbosity)
     finally:
-        locks.release_runner_lock(connection)
+        try:
+            locks.release_runner_lock(connection)
+        except DatabaseError:
+            pass  # the session is gone, and its lock with it: what failed is the error to show
 
 
 def _plan_and_apply(options: Options, connection: BaseDatabaseWrapper, on_step: Callable[[Step], None],
@@ -99,6 +103,7 @@ def _apply(options: Options, executor: MigrationExecutor, plan: Plan, migrations
     executor.recorder.ensure_schema()
     # Built from what is applied, as `migrate` does: the database's own state, whatever the order.
     state = executor._create_project_state(with_applied_migrations=True)
+    state.apps  # noqa: B018  render once, as `migrate` does: each attempt's clone then copies the models
     signal_output = {"stdout": io.StringIO() if verbosity == 0 else sys.stdout}
     emit_pre_migrate_signal(verbosity, False, connection.alias, apps=state.clone().apps,
                             plan=[(m, False) for m in migrations], **signal_output)
@@ -139,8 +144,8 @@ def _pending(executor: MigrationExecutor, migration: Migration, declared: dict[s
     label = f"{migration.app_label}.{migration.name}"
     answer = (PhaseAnswer(declared[label], "MIGRATION_SAFE_DEPLOY_PHASES") if label in declared
               else _phase(migration))
-    parents = executor.loader.graph.node_map[key].parents
-    return Pending(label, answer.phase, answer.source, tuple(f"{p.key[0]}.{p.key[1]}" for p in parents),
+    parents = sorted(parent.key for parent in executor.loader.graph.node_map[key].parents)
+    return Pending(label, answer.phase, answer.source, tuple(f"{app}.{name}" for app, name in parents),
                    answer.problem)
 
 

@@ -85,9 +85,9 @@ class Command(BaseCommand):
                 self.stdout.write(line)
         else:
             self.stdout.write(report.as_json(result))
-        if result.exit_code:
-            self.stdout.flush()
-            raise SystemExit(result.exit_code)
+        if result.exit_code:  # a CommandError, not SystemExit: call_command from a task queue catches it
+            raise CommandError(f"migrate_phase {run_options.phase.value}: {result.outcome}",
+                               returncode=result.exit_code)
 
     def _options(self, options) -> Options:
         phase = Phase.parse(options["phase"])
