@@ -122,8 +122,8 @@ class ConcurrentContext:
 def plan_concurrent(context: ConcurrentContext, verdict: MigrationVerdict,
                     source: str) -> ConcurrentRewrite | None:
     """The operations with a blocking MS101 that can be rewritten, and how."""
-    blocking = {f.operation_index for f in verdict.findings
-                if f.rule == "MS101" and f.blocks and f.operation_index is not None}
+    blocking = {index for f in verdict.findings if f.rule == "MS101" and f.blocks
+                for index in f.operations}  # a grouped MS101 covers several operations
     listing = _Listing.read(source)
     if not blocking or listing is None \
             or not len(listing.elements) == len(verdict.operations) == len(verdict.file.operations):

@@ -293,10 +293,16 @@ class Finding:
     suggestion: str | None = None  # replacement text for lines line..end_line, when local
     acknowledged: bool = False
     acknowledgement: Acknowledgement | None = None
+    related: list[int] = field(default_factory=list)  # further operations a grouped finding covers
 
     @property
     def blocks(self) -> bool:
         return self.severity is Severity.ERROR and not self.acknowledged
+
+    @property
+    def operations(self) -> list[int]:
+        """Every operation the finding is about: its own, then those a grouped finding also covers."""
+        return ([self.operation_index] if self.operation_index is not None else []) + self.related
 
 
 @dataclass

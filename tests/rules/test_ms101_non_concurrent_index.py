@@ -55,6 +55,9 @@ def test_safe_variants_do_not_fire(shop):
 
 
 def test_field_and_constraint_indexes_fire(shop):
+    # every table's size is known: one finding per build
+    configure(shop, f"tables:\n  stats: {STATS_PATH}\n",
+              stats={"shop_product": 10**6, "shop_order": 10**6, "shop_customer": 10**6})
     text = migration(shop, "0002_sku", source('''
         migrations.AddField("product", "sku", models.CharField(max_length=32, null=True, db_index=True)),
         migrations.AddConstraint(
@@ -67,7 +70,7 @@ def test_field_and_constraint_indexes_fire(shop):
     result = review(shop)
     by_line = {}
     for found in findings(result, "0002_sku", "MS101"):
-        assert found.severity is Severity.ERROR
+        assert found.severity is Severity.ERROR and not found.related
         by_line.setdefault(found.line, []).append(found.message)
     # db_index=True builds two indexes on a varchar column (the second for LIKE queries)
     db_index = by_line[line_of(text, '"sku"')]
@@ -81,6 +84,30 @@ def test_field_and_constraint_indexes_fire(shop):
     # unique=True: ADD COLUMN … UNIQUE, an unnamed constraint (and a LIKE index)
     assert "UNIQUE on column handle on existing table shop_customer builds its index under an ACCESS " \
            "EXCLUSIVE lock." in by_line[line_of(text, '"handle"')]
+
+
+def test_without_statistics_the_builds_of_a_migration_are_one_finding(shop):
+    configure(shop, f"tables:\n  stats: {STATS_PATH}\n", stats={"shop_order": 5_000_000})
+    text = migration(shop, "0002_indexes", source('''
+        migrations.AddIndex("customer", models.Index(fields=["email"], name="customer_email_idx")),
+        migrations.AddField("product", "sku", models.CharField(max_length=32, null=True, db_index=True)),
+        migrations.AddIndex("product", models.Index(fields=["price"], name="product_price_idx")),
+        migrations.AddIndex("order", models.Index(fields=["quantity"], name="order_quantity_idx")),
+    '''))
+    result = review(shop)
+    found = findings(result, "0002_indexes", "MS101")
+    assert [(f.line, f.severity) for f in found] == [
+        (line_of(text, "customer_email_idx"), Severity.ERROR), (line_of(text, "order_quantity_idx"), Severity.ERROR)]
+    grouped, known = found
+    sku = line_of(text, '"sku"')
+    assert grouped.message == (
+        "4 indexes are built without CONCURRENTLY on 2 existing table(s) of unknown size, each blocking "
+        "writes (a UNIQUE or PRIMARY KEY constraint also reads) while it builds: shop_customer (line "
+        f"{line_of(text, 'customer_email_idx')}), shop_product (lines {sku}, "
+        f"{line_of(text, 'product_price_idx')}). Without table statistics every table counts as large; list "
+        "the sizes in `tables.stats` to tell the small ones (a warning each) from those that matter.")
+    assert (grouped.operation_index, grouped.related, grouped.operations) == (0, [1, 2], [0, 1, 2])
+    assert "order_quantity_idx on existing table shop_order" in known.message and not known.related
 
 
 def test_a_table_known_to_be_small_gets_a_warning(shop):
