@@ -6,9 +6,11 @@ long-running data or build work deferred.
 """
 from __future__ import annotations
 
+import re
+
 from migration_safe.config import Config
-from migration_safe.engine.model import Operation, Phase, Statement, StatementKind, TableInfo
 from migration_safe.engine.hints import sql_texts
+from migration_safe.engine.model import Operation, Phase, Statement, StatementKind, TableInfo
 from migration_safe.engine.sql import analyse_all
 
 PRE, POST, DEFERRED = Phase.PRE_DEPLOY, Phase.POST_DEPLOY, Phase.DEFERRED
@@ -154,16 +156,37 @@ def dropped_defaults(statements: list[Statement], tables_before: dict[str, Table
     return out
 
 
-def keep_replacements_together(operations: list[Operation]) -> None:
+def keep_replacements_together(operations: list[Operation],
+                               tables_before: dict[str, TableInfo] | None = None) -> None:
     """A drop replaced in the same migration takes the phase of what replaces it, so that no split
     leaves a window without it: an index dropped and re-created under the same name (an index swap;
     split, the new one could not even be built first), a unique rule dropped and another added on the
-    same table (`unique_together` turned into a UniqueConstraint)."""
+    same table (`unique_together` turned into a UniqueConstraint). A constraint dropped with a column
+    it refers to goes with that column."""
     for dropping in operations:
-        for adding in operations:
-            if adding is not dropping and adding.phase and dropping.phase \
-                    and _replaces(dropping, adding):
-                dropping.phase = adding.phase
+        for other in operations:
+            if other is not dropping and other.phase and dropping.phase and (
+                    _replaces(dropping, other) or _goes_with_column(dropping, other, tables_before or {})):
+                dropping.phase = other.phase
+
+
+def _goes_with_column(dropping: Operation, other: Operation, tables_before: dict[str, TableInfo]) -> bool:
+    """`dropping` removes a constraint of a table whose CHECK refers to a column `other` drops.
+
+    The pre-state's checks carry no names, so the check is recognised by the dropped column in its
+    expression, net of the column's own check (a Positive*Field's), which goes with it anyway."""
+    if dropping.type != "RemoveConstraint":
+        return False
+    tables = {s.table for s in dropping.statements for a in s.actions if a.action == "drop_constraint"}
+    own_check = "Positive" in str(((other.facts.get("field_before") or {}).get("code") or {}).get("expression"))
+    for statement in other.statements:
+        info = tables_before.get(statement.table or "")
+        for action in statement.actions:
+            if action.action == "drop_column" and statement.table in tables and info is not None:
+                mention = re.compile(rf'(?<![\w"])"?{re.escape(action.column or "")}"?(?![\w"])')
+                if sum(bool(mention.search(c)) for c in info.valid_checks) > own_check:
+                    return True
+    return False
 
 
 def _replaces(dropping: Operation, adding: Operation) -> bool:

@@ -40,7 +40,7 @@ def decide(migrations: list[Analysed], config: Config, pg_major: int,
     for item in migrations:
         for operation in item.operations:
             operation.phase = placement.operation(operation, item.sql_known, item.tables_before)
-        keep_replacements_together(item.operations)
+        keep_replacements_together(item.operations, item.tables_before)
         phases[item.file.label], splits[item.file.label] = migration_phase(
             [op.phase for op in item.operations if op.phase])
     applied = apply_overrides(migrations, overrides or {}, phases, splits, config)

@@ -287,3 +287,32 @@ def test_relaxing_and_replacing_rules_never_break_a_deploy(shop):
     assert not replaced.needs_split and replaced.phase.value == "post-deploy", \
         describe(result, "0005_unique_constraint")
     assert phase(result, "0006_customer_nullable") == "pre-deploy", describe(result, "0006_customer_nullable")
+
+
+def test_a_check_dropped_with_the_column_it_refers_to_goes_with_that_drop(shop):
+    establish(shop, "0002_discount", source('''
+        migrations.AddField("product", "discount", models.IntegerField(null=True)),
+        migrations.AddField("product", "stock", models.PositiveIntegerField(null=True)),
+        migrations.AddConstraint("product", models.CheckConstraint(
+            condition=models.Q(discount__lte=models.F("price")), name="discount_lte_price")),
+        migrations.AddConstraint("product", models.CheckConstraint(
+            condition=models.Q(price__gte=0), name="price_gte_0")),
+    '''))
+    chain(
+        shop,
+        ("0003_drop_discount", '''
+            migrations.RemoveConstraint("product", "discount_lte_price"),
+            migrations.RemoveField("product", "discount"),
+        ''', {"after": "0002_discount"}),
+        # an unrelated check relaxed while a column goes (its own Positive* check goes with it): a split
+        ("0004_drop_stock", '''
+            migrations.RemoveConstraint("product", "price_gte_0"),
+            migrations.RemoveField("product", "stock"),
+        ''', {}),
+    )
+    result = review(shop)
+    together = verdict(result, "0003_drop_discount")
+    assert not together.needs_split and together.phase.value == "post-deploy", \
+        describe(result, "0003_drop_discount")
+    assert operation_phases(result, "0004_drop_stock") == ["pre-deploy", "post-deploy"], \
+        describe(result, "0004_drop_stock")
