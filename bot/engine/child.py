@@ -719,7 +719,7 @@ def run_each(connection, statements):
 
 
 # SQLSTATEs for "already exists" and "does not exist": a CREATE of what the state already built,
-# or a DROP of what it never had, leaves the database as `migrate` would.
+# or a DROP or ALTER (a rename) of what the state names its own way, leaves nothing to rebuild.
 DUPLICATE = {"42710", "42P07", "42723", "42P06", "42P04"}
 UNDEFINED = {"42704", "42P01", "42883", "3F000"}
 
@@ -728,7 +728,7 @@ def already_there(sql, error):
     cause = error.__cause__ if error.__cause__ is not None else error
     state = getattr(cause, "sqlstate", None)
     verb = uncommented(sql).split(None, 1)[0].upper() if uncommented(sql) else ""
-    return (verb == "CREATE" and state in DUPLICATE) or (verb == "DROP" and state in UNDEFINED)
+    return (verb == "CREATE" and state in DUPLICATE) or (verb in ("DROP", "ALTER") and state in UNDEFINED)
 
 
 # What an older RunSQL makes that the model state does not carry: functions, types, views,
