@@ -62,6 +62,14 @@ class DeployProject:
         (self.root / "shop" / "migrations" / f"{name}.py").write_text(textwrap.dedent(body).lstrip("\n"))
         return self
 
+    def settings(self, extra: str) -> "DeployProject":
+        (self.root / "mysite" / "settings.py").write_text(SETTINGS + textwrap.dedent(extra))
+        return self
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=self.root, env=self.env(),
+                              capture_output=True, text=True, timeout=120)
+
     def env(self) -> dict[str, str]:
         t = self.target
         return {**os.environ, "T_NAME": t.name, "T_USER": t.user, "T_PASSWORD": t.password,
@@ -71,9 +79,8 @@ class DeployProject:
         return subprocess.Popen([sys.executable, "manage.py", "migrate_phase", *args], cwd=self.root,
                                 env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "manage.py", "migrate_phase", *args], cwd=self.root,
-                              env=self.env(), capture_output=True, text=True, timeout=timeout)
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return self.manage("migrate_phase", *args)
 
     def connect(self) -> psycopg.Connection:
         t = self.target

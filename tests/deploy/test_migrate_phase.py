@@ -314,3 +314,67 @@ def test_usage_errors_exit_2(project):
     assert done.returncode == 2 and "--lock-timeout must be shorter than --statement-timeout" in done.stderr
     assert project.run("pre-deploy", "--database", "other").returncode == 2
     assert project.applied() == []
+
+
+def test_deploy_phases_have_a_statement_timeout_and_deferred_has_none(project):
+    project.run("pre-deploy")
+    project.migration("0002_slow", '''
+        from django.db import migrations
+
+
+        class Migration(migrations.Migration):
+            deploy_phase = "pre-deploy"
+            dependencies = [("shop", "0001_initial")]
+            operations = [migrations.RunSQL("SELECT pg_sleep(1.5)")]
+    ''')
+    done = project.run("pre-deploy", "--statement-timeout", "0.5", "--lock-timeout", "0.2")
+    assert done.returncode == 1
+    assert "statement timeout (canceling statement due to statement timeout): a statement ran longer " \
+           "than --statement-timeout 0.5 s; long-running work belongs to the deferred phase" in done.stdout
+    assert "retry" not in done.stdout  # only lock timeouts are retried
+    assert project.applied() == ["shop.0001_initial"]
+    slow = (project.root / "shop" / "migrations" / "0002_slow.py")
+    slow.write_text(slow.read_text().replace('"pre-deploy"', '"deferred"'))
+    assert project.run("deferred", "--lock-timeout", "0.2").returncode == 0
+    assert project.applied() == ["shop.0001_initial", "shop.0002_slow"]
+
+
+def test_a_migration_one_cannot_edit_takes_its_phase_from_the_settings(project):
+    project.migration("0002_longer_name", '''
+        from django.db import migrations, models
+
+
+        class Migration(migrations.Migration):
+            dependencies = [("shop", "0001_initial")]
+            operations = [migrations.AlterField("product", "name", models.CharField(max_length=200))]
+    ''')
+    project.settings('MIGRATION_SAFE_DEPLOY_PHASES = {"shop.0002_longer_name": "post-deploy"}\n')
+    done = project.run("post-deploy", "--plan")
+    assert "would apply post-deploy shop.0002_longer_name  (phase from MIGRATION_SAFE_DEPLOY_PHASES)" \
+        in done.stdout
+    project.settings('MIGRATION_SAFE_DEPLOY_PHASES = {"shop.0002_longer_name": "soon"}\n')
+    done = project.run("post-deploy")
+    assert done.returncode == 2
+    assert "settings.MIGRATION_SAFE_DEPLOY_PHASES['shop.0002_longer_name']: unknown phase 'soon'" in done.stderr
+    assert project.applied() == []
+
+
+def test_content_types_and_permissions_are_created_as_migrate_creates_them(project):
+    project.settings('INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", '
+                     '"migration_safe.deploy", "shop"]\n')
+    (project.root / "shop" / "models.py").write_text(
+        "from django.db import models\n\n\nclass Product(models.Model):\n"
+        "    name = models.CharField(max_length=100)\n")
+    for app in ("contenttypes", "auth"):  # a new database is set up with plain migrate
+        assert project.manage("migrate", app).returncode == 0
+    assert shop_permissions(project) == 0
+    done = project.run("pre-deploy")
+    assert done.returncode == 0, output(done)
+    assert shop_permissions(project) == 1
+
+
+def shop_permissions(project) -> int:
+    with project.connect() as conn:
+        return conn.execute("SELECT count(*) FROM auth_permission p JOIN django_content_type t "
+                            "ON t.id = p.content_type_id WHERE t.app_label = 'shop' "
+                            "AND p.codename = 'add_product'").fetchone()[0]
