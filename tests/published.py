@@ -15,7 +15,7 @@ from cmarkgfm.cmark import Options
 MARKDOWN_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "p", "ul", "ol", "li", "code", "pre", "em", "strong",
                  "a", "table", "thead", "tbody", "tr", "th", "td", "blockquote", "br", "hr", "del"}
 OUR_COMMENT = re.compile(r"^ migration-safe:(summary|finding \S+|pushed [0-9a-f]{40}) $")
-MENTION = re.compile(r"(?<![\w`])@[A-Za-z0-9]")
+MENTION = re.compile(r"(?<![\w`])@[A-Za-z0-9][\w-]*(/[\w-]+)?")
 REFERENCE = re.compile(r"(?<![\w&])#\d")
 
 
@@ -29,13 +29,14 @@ class Rendered:
     text: list[str] = field(default_factory=list)  # outside code
     code: list[str] = field(default_factory=list)  # each code span or block
 
-    def problems(self, own_links: tuple[str, ...] = ()) -> list[str]:
-        """What PR text made of the body: raw HTML, mentions, references or links outside code."""
+    def problems(self, own_links: tuple[str, ...] = (), mentions: tuple[str, ...] = ()) -> list[str]:
+        """What PR text made of the body: raw HTML, mentions, references or links outside code.
+        `mentions`: the App's own (a reply mentions the commenter)."""
         found = [f"raw HTML <{tag}>" for tag in sorted(self.tags - MARKDOWN_TAGS)]
         found += [f"HTML comment {c!r}" for c in self.comments if not OUR_COMMENT.match(c)]
         prose = "".join(self.text)
         found += [f"mention {m.group()!r} in {prose[max(0, m.start() - 30):m.end() + 30]!r}"
-                  for m in MENTION.finditer(prose)]
+                  for m in MENTION.finditer(prose) if m.group() not in mentions]
         found += [f"reference {m.group()!r}" for m in REFERENCE.finditer(prose)]
         found += [f"link {href!r}" for href in self.links if not href.startswith(own_links or ("\0",))]
         return found

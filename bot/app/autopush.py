@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from migration_safe.app import publish
 from migration_safe.app.checkout import Author, CheckoutError, Mirrors, PushRefused
 from migration_safe.engine.autofix import FixPlan
+from migration_safe.report import markup
 
 log = logging.getLogger(__name__)
 
@@ -98,23 +99,24 @@ def deliver(mirrors: Mirrors, branch: Branch, token: str, plan: FixPlan, author:
     except PushRefused as exc:
         log.info("push to %s %s refused: %s", branch.full_name, branch.name, exc)
         if exc.moved:
-            return not_pushed(f"`{branch.name}` moved since this head was reviewed (git: {exc}); "
-                              "the new head gets its own review")
-        return not_pushed(f"GitHub refused the push to `{branch.name}` ({exc})")
+            return not_pushed(f"{markup.code(branch.name)} moved since this head was reviewed "
+                              f"(git: {markup.prose(str(exc))}); the new head gets its own review")
+        return not_pushed(f"GitHub refused the push to {markup.code(branch.name)} ({markup.prose(str(exc))})")
     except CheckoutError as exc:  # the review is still worth publishing: say what failed instead
         log.warning("push to %s %s failed: %s", branch.full_name, branch.name, exc)
-        return not_pushed(f"the push failed ({exc}); `/migration-safe recheck` tries again")
+        return not_pushed(f"the push failed ({markup.prose(str(exc))}); `/migration-safe recheck` tries again")
     return Outcome(commit, pushed_note(commit, branch.name, plan))
 
 
 def pushed_note(commit: str, branch: str, plan: FixPlan) -> str:
-    lines = [f"**Pushed the safe rewrites** (`autofix: push`) to `{branch}` as {commit}:"]
-    lines += [f"- {done}" for done in plan.done]
+    lines = [f"**Pushed the safe rewrites** (`autofix: push`) to {markup.code(branch)} as {commit}:"]
+    lines += [f"- {markup.prose(done)}" for done in plan.done]
     if plan.left:
-        lines += ["", "Left for you (no automatic fix):"] + [f"- {left}" for left in plan.left]
+        lines += ["", "Left for you (no automatic fix):"] + [f"- {markup.prose(left)}" for left in plan.left]
     lines += ["", "That commit gets its own review; this one is of the head before it.", PUSHED.format(commit)]
     return "\n".join(lines)
 
 
 def not_pushed(reason: str) -> Outcome:
+    """`reason`: markdown, any text of the pull request's already through `markup`."""
     return Outcome(note=f"`autofix: push` is on, but nothing was pushed: {reason}.")

@@ -2,7 +2,8 @@
 
 The PR's comments are the only store: every review re-reads them, so an
 acknowledgement survives restarts, follows later heads, and disappears
-when its comment is edited or deleted.
+when its comment is edited or deleted. Replies quote what commenters wrote
+only through `markup` (code spans, fences, escaped prose).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from migration_safe.app.command_parser import MAX_COMMANDS, Command, commands_in
 from migration_safe.app.events import CommandJob, ReviewJob
 from migration_safe.engine.model import Acknowledgement, PhaseOverride, Review
 from migration_safe.engine.phases import refuse_phase, touches_large
+from migration_safe.report import markup
 from migration_safe_rules import catalogue
 
 if TYPE_CHECKING:  # the worker imports this module
@@ -23,6 +25,7 @@ if TYPE_CHECKING:  # the worker imports this module
 log = logging.getLogger(__name__)
 
 WRITERS = {"admin", "maintain", "write"}
+QUOTED_LINES = 5
 
 
 @dataclass
@@ -47,13 +50,13 @@ class Permissions:
         return self.cache[login]
 
 
-def command_state(repo, pull, bot_login: str | None) -> CommandState:
+def command_state(repo, pull) -> CommandState:
     permissions = Permissions(repo)
     acks: dict[tuple[str, str | None], Acknowledgement] = {}
     overrides: dict[str, PhaseOverride] = {}
     for comment in pull.get_issue_comments():
-        if publish.is_ours(comment.user, bot_login):
-            continue
+        if comment.user is None or comment.user.type == "Bot":  # commands are people's: the App's own
+            continue  # replies quote them, and no other bot is trusted with a verdict
         login, at = comment.user.login, str(comment.updated_at or comment.created_at or "")
         for command in commands_in(comment.body):
             if command.error or not command.changes_verdict or not permissions.can_write(login):
@@ -83,7 +86,7 @@ def handle_command(worker, job: CommandJob) -> None:
     commands = found.commands
     if job.action == "edited":
         # The answer to the old text no longer holds: drop our reactions before answering anew.
-        clear_reactions(comment, worker.settings.bot_login)
+        clear_reactions(comment, worker.app.bot_login())
     if not commands:
         if job.action == "edited" and pull.state == "open":
             review_head(worker, job, repo, pull)  # its commands were edited away: withdraw them
@@ -111,7 +114,7 @@ def handle_command(worker, job: CommandJob) -> None:
     comment.create_reaction("+1" if ok else "confused")
 
 
-def clear_reactions(comment, bot_login: str | None) -> None:
+def clear_reactions(comment, bot_login: str) -> None:
     for reaction in comment.get_reactions():
         if publish.is_ours(reaction.user, bot_login):
             comment.delete_reaction(reaction.id)
@@ -124,20 +127,29 @@ def answer(command: Command, permissions: Permissions, login: str) -> tuple[str,
 
         usage = USAGE.get(command.name)
         hint = f" Usage: `{usage}`." if usage else ""
-        return f"`{command.text}`: {command.error}.{hint}\n\n{help_text()}", False, False
+        return (f"{markup.code(command.text)}: {parser_text(command.error)}.{hint}\n\n{help_text()}",
+                False, False)
     if command.name == "help":
         return help_text(), True, False
     if command.name == "explain":
         rule = catalogue().get(command.rule)
         if rule is None:
-            return f"There is no rule {command.rule}.", False, False
-        return f"```\n{rule.docs}\n```", True, False
+            return f"There is no rule {markup.prose(command.rule, markup.NAME_LIMIT)}.", False, False
+        return markup.fence(rule.docs), True, False
     if command.changes_verdict and not permissions.can_write(login):
         return (f"Sorry @{login}, `{command.name}` changes the verdict and needs write access to this "
-                "repository."), False, False
+                "repository."), False, False  # a name of VERDICT_CHANGING
     if command.name == "split":
         return "", True, True
     return "", True, command.name in ("recheck", "ignore", "unignore", "phase")
+
+
+def parser_text(text: str) -> str:
+    """A parser's error, which quotes the comment between backticks: each part as code or as prose,
+    so a backtick in what it quotes only shifts which part is which."""
+    parts = text.split("`")
+    return "".join(markup.code(part) if i % 2 else markup.prose(part) for i, part in enumerate(parts)
+                   if part or not i % 2)
 
 
 def finish(command: Command, text: str, success: bool, reviewed: Reviewed | None) -> str:
@@ -146,15 +158,18 @@ def finish(command: Command, text: str, success: bool, reviewed: Reviewed | None
     review = reviewed.review if reviewed else None
     if command.name == "recheck":
         return "Re-reviewed the current head."
+    rule = markup.prose(command.rule or "", markup.NAME_LIMIT)
+    migration = markup.prose(command.migration or "", markup.NAME_LIMIT)
     if command.name == "ignore":
-        scope = command.migration or "every migration of this pull request"
+        scope = migration if command.migration else "every migration of this pull request"
+        reason = markup.prose(command.reason or "")
         if review is not None and not has_finding(review, command.rule, command.migration):
             # Say so rather than claim a change: a mistyped label would otherwise look accepted.
-            return (f"{command.rule} acknowledged for {scope}, but no migration there has a {command.rule} "
-                    f"finding now; the acknowledgement applies if one appears. Reason: {command.reason}")
-        return f"{command.rule} acknowledged for {scope}: it no longer blocks. Reason: {command.reason}"
+            return (f"{rule} acknowledged for {scope}, but no migration there has a {rule} "
+                    f"finding now; the acknowledgement applies if one appears. Reason: {reason}")
+        return f"{rule} acknowledged for {scope}: it no longer blocks. Reason: {reason}"
     if command.name == "unignore":
-        return f"{command.rule} is no longer acknowledged{' for ' + command.migration if command.migration else ''}."
+        return f"{rule} is no longer acknowledged{' for ' + migration if command.migration else ''}."
     if command.name == "phase":
         return phase_answer(command, reviewed)
     if command.name == "split":
@@ -164,36 +179,40 @@ def finish(command: Command, text: str, success: bool, reviewed: Reviewed | None
 
 def phase_answer(command: Command, reviewed: Reviewed | None) -> str:
     verdict = find(reviewed.review if reviewed else None, command.migration)
+    migration = markup.prose(command.migration or "", markup.NAME_LIMIT)
     if verdict is None:
-        return f"This pull request adds no migration {command.migration}."
+        return f"This pull request adds no migration {migration}."
     if verdict.phase_override is not None and verdict.phase_override.phase == command.phase:
-        return f"{command.migration} now runs {command.phase.value}. Reason: {command.reason}"
+        return (f"{migration} now runs {command.phase.value}. "
+                f"Reason: {markup.prose(command.reason or '')}")
     # The head's config, as the review refused with: its large tables are the usual reason.
     reason = refuse_phase(verdict.phase, command.phase, touches_large(verdict.operations, reviewed.config))
-    return f"Refused: {command.migration} cannot run {command.phase.value}: {reason or 'it is not safe'}."
+    return f"Refused: {migration} cannot run {command.phase.value}: {markup.prose(reason or 'it is not safe')}."
 
 
 def split_answer(command: Command, reviewed: Reviewed | None) -> str:
     """The plan in prose, then the files to commit: the same plan as `autofix: push` and the CLI."""
     verdict = find(reviewed.review if reviewed else None, command.migration)
+    migration = markup.prose(command.migration or "", markup.NAME_LIMIT)
     if verdict is None:
-        return f"This pull request adds no migration {command.migration}."
+        return f"This pull request adds no migration {migration}."
     if verdict.needs_split:
-        lines = [f"Split {command.migration} into one migration per phase:"]
-        lines += [f"- line {op.line} ({op.phase.value if op.phase else '?'}): {op.description}"
+        lines = [f"Split {migration} into one migration per phase:"]
+        lines += [f"- line {op.line} ({op.phase.value if op.phase else '?'}): {markup.prose(op.description)}"
                   for op in verdict.operations]
     else:
-        lines = [f"{command.migration} needs no split: all its operations are "
+        lines = [f"{migration} needs no split: all its operations are "
                  f"{verdict.phase.value if verdict.phase else '?'}."]
     plan = reviewed.fixes(only={command.migration})
     if plan.files:
         lines.append("\nReady to commit (a file that exists is replaced; new parts go to the end of the "
                      "app's chain, in phase order):")
-        lines += [f"- {done}" for done in plan.done]
-        lines += [f"\n`{path}`\n```python\n{source.rstrip()}\n```" for path, source in plan.files.items()]
+        lines += [f"- {markup.prose(done)}" for done in plan.done]
+        lines += [f"\n{markup.code(path)}\n{markup.fence(source.rstrip(), 'python')}"
+                  for path, source in plan.files.items()]
     if plan.left:
         lines.append("\nLeft for you (no automatic fix):")
-        lines += [f"- {left}" for left in plan.left]
+        lines += [f"- {markup.prose(left)}" for left in plan.left]
     return "\n".join(lines)
 
 
@@ -224,5 +243,9 @@ def review_head(worker, job: CommandJob, repo, pull) -> Reviewed | None:
 
 
 def reply(comment, lines: list[str]) -> str:
-    quoted = "\n".join(f"> {line}" for line in (comment.body or "").splitlines()[:5])
-    return f"{quoted}\n\n@{comment.user.login}\n\n" + "\n\n".join(line for line in lines if line)
+    """The commenter's first lines quoted as escaped text, a mention of the commenter (a GitHub login: no
+    markup), the answers; within GitHub's size limit."""
+    lines_written = (comment.body or "").splitlines()[:QUOTED_LINES]
+    quoted = "\n".join(f"> {markup.prose(line, markup.NAME_LIMIT)}" for line in lines_written if line.strip())
+    body = f"{quoted}\n\n@{comment.user.login}\n\n" + "\n\n".join(line for line in lines if line)
+    return markup.clip_body(body, markup.COMMENT_LIMIT)

@@ -30,6 +30,7 @@ class GitHubApp:
                                              base_url=settings.api_url)
         self._tokens: dict[int, tuple[str, float, dict[str, str]]] = {}  # token, expiry, permissions
         self._lock = threading.Lock()
+        self._bot_login: str | None = None
 
     def token(self, installation_id: int) -> str:
         return self._access(installation_id)[0]
@@ -53,9 +54,16 @@ class GitHubApp:
             self._tokens[installation_id] = fresh
         return fresh
 
+    def bot_login(self) -> str:
+        """The login the App writes as ("<slug>[bot]"): the only author whose comments, markers and
+        reactions are the App's own. GITHUB_APP_BOT_LOGIN, else asked of GitHub once."""
+        if self._bot_login is None:
+            self._bot_login = self.settings.bot_login or f"{self.integration.get_app().slug}[bot]"
+        return self._bot_login
+
     def bot_user(self, installation_id: int) -> tuple[str, int]:
         """(login, id) of the App's bot user, whom its commits are attributed to."""
-        login = self.settings.bot_login or f"{self.integration.get_app().slug}[bot]"
+        login = self.bot_login()
         return login, self.client(installation_id).get_user(login).id
 
     def client(self, installation_id: int) -> Github:

@@ -5,15 +5,16 @@ head of the same PR) left and updates it, so a retried job never duplicates.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from github import GithubException
 
-from datetime import datetime, timezone
 from migration_safe.engine.model import Phase, Review, Severity
-from migration_safe.report import markdown
+from migration_safe.report import markdown, markup
 from migration_safe.report._common import span
 from migration_safe_rules import catalogue
 
@@ -30,6 +31,9 @@ LABELS = {
 }
 LABEL_PREFIX = "migration: "
 ANNOTATION_BATCH = 50
+TITLE_LIMIT = 255  # an annotation's title
+SUGGESTION_LIMIT = 20000  # a longer rewrite is left to `migration-safe fix`
+SAFE_LABEL = re.compile(r"^[\w.]{1,200}$", re.ASCII)
 LEVELS = {Severity.ERROR: "failure", Severity.WARNING: "warning", Severity.NOTICE: "notice"}
 
 
@@ -91,7 +95,7 @@ def complete_check(run, review: Review, note: str = "") -> None:
     """`note` (what `autofix: push` did) goes first in the summary."""
     rules = catalogue()
     summary = markdown.summary(review, rules=rules)
-    summary = clip(f"{note}\n\n{summary}" if note else summary, markdown.LIMIT)
+    summary = markup.clip_body(f"{note}\n\n{summary}" if note else summary, markup.CHECK_RUN_LIMIT)
     text = markdown.sql_text(review, limit=markdown.LIMIT)
     annotations = [annotation(m, f, rules) for m in review.migrations for f in m.findings]
     batches = [annotations[i:i + ANNOTATION_BATCH] for i in range(0, len(annotations), ANNOTATION_BATCH)] or [[]]
@@ -103,25 +107,24 @@ def complete_check(run, review: Review, note: str = "") -> None:
 
 
 def fail_check(run, reason: str) -> None:
+    """`reason` may quote the pull request (its config file, git's messages): shown as code."""
+    after = "\nNothing was verified. Comment `/migration-safe recheck` to try again."
+    room = markup.CHECK_RUN_LIMIT - markup.size(after) - 100
+    summary = "The review failed:\n\n" + markup.fence(markup.clip(reason, room // 4)) + after
     run.edit(status="completed", conclusion="failure", completed_at=now_dt(),
-             output={"title": "migration-safe could not review this pull request",
-                     "summary": f"The review failed: {reason}\n\nNothing was verified. Comment "
-                                "`/migration-safe recheck` to try again."})
+             output={"title": "migration-safe could not review this pull request", "summary": summary})
 
 
 def annotation(verdict, finding, rules) -> dict:
     start, end = span(verdict, finding)
     rule = rules.get(finding.rule)
+    # Plain text on GitHub, but still the pull request's names: clipped like everywhere else.
+    message = markup.clip(finding.message, markup.TEXT_LIMIT) + ("\n(acknowledged)" if finding.acknowledged else "")
     return {"path": verdict.file.path, "start_line": start, "end_line": max(start, end),
             "annotation_level": LEVELS[finding.severity] if not finding.acknowledged else "notice",
-            "title": f"{finding.rule} {rule.title if rule else ''}".strip()[:255],
-            "message": clip(finding.message + ("\n(acknowledged)" if finding.acknowledged else ""), 64000),
-            "raw_details": clip(f"Safe alternative: {finding.safe_alternative}", 64000)}
-
-
-def clip(text: str, limit: int) -> str:
-    note = "\n\n… (truncated)"
-    return text if len(text) <= limit else text[:limit - len(note)] + note
+            "title": markup.clip(f"{finding.rule} {rule.title if rule else ''}".strip(), TITLE_LIMIT),
+            "message": message,
+            "raw_details": markup.clip(f"Safe alternative: {finding.safe_alternative}", markup.TEXT_LIMIT)}
 
 
 # ---------------------------------------------------------------- labels
@@ -156,8 +159,8 @@ def ensure_label(repo, name: str) -> None:
 # ---------------------------------------------------------------- summary comment
 
 
-def upsert_summary(target: Target, body: str, bot_login: str | None) -> None:
-    text = f"{SUMMARY_MARKER}\n{clip(body, 60000)}"
+def upsert_summary(target: Target, body: str, bot_login: str) -> None:
+    text = f"{SUMMARY_MARKER}\n" + markup.clip_body(body, markup.COMMENT_LIMIT - markup.size(SUMMARY_MARKER) - 1)
     for comment in target.pull.get_issue_comments():
         if SUMMARY_MARKER in (comment.body or "") and is_ours(comment.user, bot_login):
             if comment.body != text:
@@ -166,16 +169,19 @@ def upsert_summary(target: Target, body: str, bot_login: str | None) -> None:
     target.pull.create_issue_comment(text)
 
 
-def is_ours(user, bot_login: str | None) -> bool:
-    return (bot_login and user.login == bot_login) or user.type == "Bot"
+def is_ours(user, bot_login: str) -> bool:
+    """Written by this App: its own bot login. Any other bot (another App, a bot account) is
+    someone else, whose markers and comments count for nothing."""
+    return user is not None and bool(bot_login) and (user.login or "").lower() == bot_login.lower()
 
 
 # ---------------------------------------------------------------- review comments
 
 
-def post_review(target: Target, review: Review, bot_login: str | None) -> int:
+def post_review(target: Target, review: Review, bot_login: str) -> int:
     files = {f.filename: f.patch for f in target.pull.get_files()}
-    already = {m.group(1) for c in target.pull.get_review_comments()
+    # Only the App's own comments say what it said already: a reader can paste a marker too.
+    already = {m.group(1) for c in target.pull.get_review_comments() if is_ours(c.user, bot_login)
                for m in [re.search(r"migration-safe:finding (\S+)", c.body or "")] if m}
     comments = []
     for verdict in review.migrations:
@@ -184,12 +190,24 @@ def post_review(target: Target, review: Review, bot_login: str | None) -> int:
             if finding.severity is Severity.NOTICE or finding.acknowledged:
                 continue
             start, end = span(verdict, finding)
-            fingerprint = f"{finding.rule}:{verdict.file.label}:{finding.operation_index}"
+            fingerprint = f"{finding.rule}:{marker_label(verdict.file.label)}:{finding.operation_index}"
             if fingerprint in already or start not in lines:
                 continue
             comments.append(review_comment(verdict.file.path, start, end, lines, finding, fingerprint))
     if not comments:
         return 0
+    if submit_review(target, comments):
+        return len(comments)
+    # GitHub refused the review, which refuses all its comments for one it cannot place (a line it
+    # does not see in the diff, a head that moved): each comment alone, so one costs no other.
+    return sum(submit_review(target, [comment]) for comment in comments)
+
+
+def submit_review(target: Target, comments: list[dict]) -> bool:
+    """One review holding `comments`; False when GitHub refuses it (422), which a retry would not change.
+
+    The findings are in the check run's annotations and the summary comment either way.
+    """
     commit = target.repo.get_commit(target.head_sha)
     try:
         target.pull.create_review(commit=commit, event="COMMENT", comments=comments,
@@ -197,27 +215,36 @@ def post_review(target: Target, review: Review, bot_login: str | None) -> int:
     except GithubException as exc:
         if exc.status != 422:
             raise
-        # GitHub refused the inline comments (a line it does not see in the diff, a head that moved):
-        # a retry would be refused again and would turn a finished review into a failed job. The
-        # findings are already in the check run's annotations and in the summary comment.
         log.warning("review comments refused for %s: %s", target.head_sha, exc.data)
-        return 0
-    return len(comments)
+        return False
+    return True
+
+
+def marker_label(label: str) -> str:
+    """The label in a finding marker: as it is when it is a plain label, else a digest (a label
+    holding "-->" would end the HTML comment the marker lives in)."""
+    return label if SAFE_LABEL.match(label) else "sha1-" + hashlib.sha1(label.encode("utf-8", "replace")).hexdigest()
 
 
 def review_comment(path, start, end, lines, finding, fingerprint) -> dict:
-    body = (f"**{finding.rule}** ({finding.severity.value}): {finding.message}\n\n"
-            f"Safe alternative: {finding.safe_alternative}")
-    if finding.suggestion is not None:
-        body += f"\n\n```suggestion\n{finding.suggestion}\n```"
-    body += "\n" + FINDING_MARKER.format(fingerprint)
     comment = {"path": path, "line": end if end in lines and end > start else start, "side": "RIGHT",
-               "body": body}
+               "body": review_body(finding, fingerprint)}
     if comment["line"] != start and all(n in lines for n in range(start, end + 1)):
         comment.update(start_line=start, start_side="RIGHT")
     else:
         comment["line"] = start
     return comment
+
+
+def review_body(finding, fingerprint: str) -> str:
+    marker = "\n" + FINDING_MARKER.format(fingerprint)
+    body = (f"**{markup.prose(finding.rule, 20)}** ({finding.severity.value}): {markup.prose(finding.message)}\n\n"
+            f"Safe alternative: {markup.prose(finding.safe_alternative)}")
+    if finding.suggestion is not None and len(finding.suggestion) <= SUGGESTION_LIMIT:
+        body += "\n\n" + markup.fence(finding.suggestion, "suggestion")
+    elif finding.suggestion is not None:
+        body += "\n\nThe rewrite is too long to suggest here: `migration-safe fix` writes it."
+    return markup.clip_body(body, markup.COMMENT_LIMIT - markup.size(marker)) + marker
 
 
 def commentable_lines(patch: str | None) -> set[int]:

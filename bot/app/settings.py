@@ -8,10 +8,20 @@ from typing import Mapping
 from urllib.parse import urlparse
 
 DEFAULT_API_URL = "https://api.github.com"
+MB = 1_000_000
 
 
 class SettingsError(ValueError):
     """A missing or malformed environment variable."""
+
+
+@dataclass(frozen=True)
+class CheckoutLimits:
+    """What fetching and checking out one pull request may cost, per repository: past a limit the
+    review fails naming it, and nothing fetched for it is kept."""
+    fetch_bytes: int = 500 * MB  # MIGRATION_SAFE_MAX_FETCH_MB: what one review may download
+    files: int = 100_000  # MIGRATION_SAFE_MAX_FILES: files in the head's tree
+    mirror_bytes: int = 2000 * MB  # MIGRATION_SAFE_MAX_MIRROR_MB: the repository's cached mirror
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,7 @@ class AppSettings:
     bot_login: str | None = None  # "<app-slug>[bot]": the App's own comments are never commands
     pace_writes: bool = True  # space out GitHub writes (secondary rate limits)
     refuse_unisolated_forks: bool = False  # no fork PR code runs when the sandbox cannot isolate it
+    checkout_limits: CheckoutLimits = CheckoutLimits()
 
     def __repr__(self) -> str:  # never print secrets in logs or tracebacks
         return f"AppSettings(app_id={self.app_id}, api_url={self.api_url!r}, redis={bool(self.redis_url)})"
@@ -45,7 +56,20 @@ def settings_from_environment(env: Mapping[str, str] | None = None) -> AppSettin
         bot_login=env.get("GITHUB_APP_BOT_LOGIN") or None,
         pace_writes=env.get("MIGRATION_SAFE_PACE_WRITES", "1") != "0",
         refuse_unisolated_forks=forks_policy(env.get("MIGRATION_SAFE_FORKS")),
+        checkout_limits=CheckoutLimits(
+            fetch_bytes=positive(env, "MIGRATION_SAFE_MAX_FETCH_MB", CheckoutLimits.fetch_bytes // MB) * MB,
+            files=positive(env, "MIGRATION_SAFE_MAX_FILES", CheckoutLimits.files),
+            mirror_bytes=positive(env, "MIGRATION_SAFE_MAX_MIRROR_MB", CheckoutLimits.mirror_bytes // MB) * MB),
     )
+
+
+def positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise SettingsError(f"{name} must be a positive whole number, not {value!r}")
+    return int(value)
 
 
 def forks_policy(value: str | None) -> bool:

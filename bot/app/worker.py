@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from migration_safe.app import autopush, publish
-from migration_safe.app.checkout import Author, Mirrors, redact
+from migration_safe.app.checkout import Author, LimitExceeded, Mirrors, redact
 from migration_safe.app.commands import command_state, handle_command
 from migration_safe.app.events import CommandJob, ReviewJob, job_from_dict
 from migration_safe.app.github import GitHubApp
@@ -43,7 +43,7 @@ class Worker:
         self.settings = settings
         self.latest_head = latest_head
         self.app = app or GitHubApp(settings)
-        self.mirrors = Mirrors(settings.cache_dir)
+        self.mirrors = Mirrors(settings.cache_dir, settings.checkout_limits)
 
     def run(self, job_data: dict) -> None:
         job = job_from_dict(job_data)
@@ -84,6 +84,9 @@ class Worker:
         except ConfigError as exc:  # the PR's own file is wrong: say so at once, retrying cannot help
             publish.fail_check(run, f"the configuration is invalid: {exc}")
             return None
+        except LimitExceeded as exc:  # neither can a retry make the pull request smaller
+            publish.fail_check(run, str(exc))
+            return None
         if not self.current(job, pull):
             run.edit(status="completed", conclusion="cancelled", completed_at=publish.now_dt(),
                      output={"title": "Superseded by a newer push", "summary": "A newer head is reviewed."})
@@ -91,15 +94,15 @@ class Worker:
         review = reviewed.review
         pushed = self.push_fixes(job, repo, pull, run, reviewed)
         publish.sync_labels(target, review)
-        if review.migrations or has_summary(pull):
+        if review.migrations or has_summary(pull, self.app.bot_login()):
             from migration_safe.report import markdown
             from migration_safe_rules import catalogue
 
-            body = markdown.render(review, rules=catalogue(), limit=60000)
+            body = markdown.render(review, rules=catalogue())
             publish.upsert_summary(target, f"{pushed.note}\n\n{body}" if pushed.note else body,
-                                   self.settings.bot_login)
+                                   self.app.bot_login())
         if pushed.commit is None:  # else the pushed commit rewrites these lines; its review comments on the rest
-            publish.post_review(target, review, self.settings.bot_login)
+            publish.post_review(target, review, self.app.bot_login())
         # Last: the required check turns green only once everything is published, and an attempt
         # that fails before this leaves its run in progress, without annotations, for the retry to reuse.
         publish.complete_check(run, review, pushed.note)
@@ -149,7 +152,7 @@ class Worker:
         if not any(f.filename.endswith(".py") and f.status != "removed" for f in pull.get_files()):
             return Reviewed(Review(migrations=[], notes=["this pull request adds no migration"]), Config())
         token = self.app.token(job.installation_id)
-        state = command_state(repo, pull, self.settings.bot_login)
+        state = command_state(repo, pull)
         with self.mirrors.worktree(repo.full_name, repo.clone_url, token, pull.number, pull.base.ref,
                                    [job.head_sha, pull.base.sha]) as tree:
             # Both read before the project's code runs in the review: it must not choose them.
@@ -169,8 +172,9 @@ def cache_namespace(repo, pull) -> str:
     return f"github:{head.full_name}" if head is not None else f"github:{repo.full_name}#pull-{pull.number}"
 
 
-def has_summary(pull) -> bool:
-    return any(publish.SUMMARY_MARKER in (c.body or "") for c in pull.get_issue_comments())
+def has_summary(pull, bot_login: str) -> bool:
+    return any(publish.SUMMARY_MARKER in (c.body or "") and publish.is_ours(c.user, bot_login)
+               for c in pull.get_issue_comments())
 
 
 # ---------------------------------------------------------------- RQ entry points

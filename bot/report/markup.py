@@ -24,14 +24,15 @@ ZERO_WIDTH = "\u200b"
 # GitHub's size limits: check-run summary and text; comment, review and review-comment bodies.
 CHECK_RUN_LIMIT = 65535
 COMMENT_LIMIT = 65536
-ANNOTATION_LIMIT = 64 * 1024  # an annotation's message and raw_details
 CLIPPED = "\n\n_… clipped to fit GitHub's size limit; `migration-safe check` prints everything._\n"
 
 _BACKTICKS = re.compile(r"`+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-_ESCAPED = re.compile(r"[\\`*_{}\[\]()<>#+\-!|~&=]")
+# What can start markup anywhere in a line ("_" only where it is not inside a word)…
+_ESCAPED = re.compile(r"[\\`*\[\]<>|~&]|(?<![^\W_])_|_(?![^\W_])")
+# …and what can only at its start: a heading, a list item, a quote, a rule, a setext underline.
+_LINE_START = re.compile(r"^([#+\-=]|\d+(?=[.)]))")
 _REFERENCE = re.compile(r"([@#])(?=[\w-])|(?<=:)(?=//)")  # a mention, an issue, a URL's "://"
-_LIST_NUMBER = re.compile(r"^(\d+)([.)])")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
@@ -58,16 +59,18 @@ def code(text: str, limit: int = NAME_LIMIT, *, table: bool = False) -> str:
 
 def fence(text: str, info: str = "") -> str:
     """`text` as a fenced code block, ending with a newline."""
-    body = str(text).replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd").rstrip("\n")
+    body = str(text).replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
+    body = body[:-1] if body.endswith("\n") else body  # the fence's own line ending
     ticks = "`" * max(3, _longest_run(body) + 1)
     return f"{ticks}{info}\n{body}\n{ticks}\n"
 
 
 def prose(text: str, limit: int = TEXT_LIMIT) -> str:
     """`text` as plain running text on one line: nothing in it is markup, a mention or a link."""
-    flat = " ".join(clip(str(text), limit).split())
+    flat = re.sub(r"\s+", " ", clip(str(text), limit))
     flat = _CONTROL.sub("\ufffd", flat)
-    escaped = _LIST_NUMBER.sub(r"\1\\\2", _ESCAPED.sub(lambda m: "\\" + m.group(), flat))
+    escaped = _ESCAPED.sub(lambda m: "\\" + m.group(), flat)
+    escaped = _LINE_START.sub(lambda m: m.group() + "\\" if m.group().isdigit() else "\\" + m.group(), escaped)
     return _REFERENCE.sub(lambda m: (m.group(1) or "") + ZERO_WIDTH, escaped)
 
 

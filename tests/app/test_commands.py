@@ -282,7 +282,7 @@ def test_unknown_command_and_bad_arguments_get_the_usage(pr):
     comment = pr.say("/migration-safe approve\n/migration-safe ignore MS101 shop.0002_x", user="alice")
     reply = pr.reply()
     assert "`/migration-safe approve`: unknown command `approve`." in reply
-    assert ("`/migration-safe ignore MS101 shop.0002_x`: a reason is required after ` -- `. "
+    assert ("`/migration-safe ignore MS101 shop.0002_x`: a reason is required after `  --  `. "
             f"Usage: `{USAGE['ignore']}`.") in reply
     assert f"`{USAGE['phase']}`" in reply  # the whole list follows
     assert pr.reactions(comment) == ["eyes", "confused"]

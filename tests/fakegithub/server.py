@@ -326,11 +326,15 @@ class FakeGitHub:
         with self._state.lock:
             self._state.installation(installation_id or self.installation_id).permissions.update(permissions)
 
-    def add_user_token(self, login: str, *, expires_in: timedelta = timedelta(hours=8)) -> str:
-        """A personal token acting as `login`, e.g. for a test that plays a human."""
+    def add_user_token(
+        self, login: str, *, expires_in: timedelta = timedelta(hours=8), user_type: str = USER
+    ) -> str:
+        """A personal token acting as `login`, e.g. for a test that plays a human (or, with
+        user_type="Bot", another App's bot)."""
         value = "ghp_" + new_token_value()[4:]
         with self._state.lock:
-            self._state.tokens[value] = Token(value, now() + expires_in, self._state.user(login).login, None)
+            user = self._state.user(login, user_type)
+            self._state.tokens[value] = Token(value, now() + expires_in, user.login, None)
         return value
 
     def expire_tokens(self) -> None:

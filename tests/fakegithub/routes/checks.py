@@ -19,7 +19,7 @@ CONCLUSIONS = (
 )  # fmt: skip
 LEVELS = ("notice", "warning", "failure")
 MAX_ANNOTATIONS = 50
-MAX_TEXT = 65535  # output.summary and output.text
+MAX_TEXT = 65535  # output.summary and output.text, counted in bytes: emoji cost up to 4
 
 
 def _one_of(value: Any, allowed: tuple[str, ...], name: str) -> None:
@@ -55,7 +55,7 @@ def _validate_output(output: Any) -> None:
         if not isinstance(output.get(name), str):
             raise _missing(name)
     for name in ("summary", "text"):
-        size = len(output.get(name) or "")
+        size = len((output.get(name) or "").encode("utf-8"))
         if size > MAX_TEXT:
             raise invalid(f"Only {MAX_TEXT} characters are allowed in '{name}'; {size} were supplied.")
     annotations = output.get("annotations") or []

@@ -15,6 +15,7 @@ from ..diff import DiffLine, PatchIndex
 from ..shapes import file_json, pull_json, review_comment_json, review_json
 from ..state import Pull, PullFile, Repo, Review, ReviewComment, now
 from .base import number, pull_or_404, require_str, router
+from .issues import MAX_COMMENT
 
 REVIEW_STATES = {"APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED", "COMMENT": "COMMENTED"}
 MAX_PULL_FILES = 3000  # GitHub lists at most 3000 files of a pull request
@@ -212,6 +213,9 @@ def _anchor_all(pull: Pull, commit: str, specs: list[Any]) -> tuple[list[Anchor]
     for spec in specs:
         if not isinstance(spec, dict) or not isinstance(spec.get("body"), str) or not spec.get("body"):
             problems.append("Body can't be blank")
+            continue
+        if len(spec["body"]) > MAX_COMMENT:
+            problems.append(f"Body is too long (maximum is {MAX_COMMENT} characters)")
             continue
         try:
             anchors.append(anchor(pull, commit, spec))
