@@ -1,12 +1,15 @@
 """Hostile PR code in the real sandbox: the worst it can do is fail its own review."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import logging
 import os
+import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -107,19 +110,16 @@ def test_fork_bomb_is_contained(shop):
     ''', Limits(wall_seconds=8, cpu_seconds=8))
     assert migration.sql_status == "unavailable"
     assert "limit" in migration.sql_error
-    assert not leftovers()
+    assert not leftovers(shop.root)
 
 
-def leftovers() -> list[str]:
-    """Processes of this test session's sandboxes (other sessions may run reviews meanwhile)."""
-    cache = os.environ["MIGRATION_SAFE_CACHE"].encode()
+def leftovers(project: Path) -> list[str]:
+    """Processes still working in this test's project (other tests may run reviews meanwhile)."""
     out = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                command = fh.read()
-                if cache in command and b"child.py" in command:
-                    out.append(pid)
+            if os.readlink(f"/proc/{pid}/cwd") == str(project):
+                out.append(pid)
         except OSError:
             pass
     return out
@@ -288,3 +288,187 @@ def test_the_child_reads_no_other_repository_mirror_or_cached_state(shop):
     assert "PROBE" in migration.sql_error and "mirrors denied FileNotFoundError" in migration.sql_error
     assert "states denied FileNotFoundError" in migration.sql_error
     assert "SECRET" not in migration.sql_error
+
+
+# ---------------------------------------------------------------- each class of escape, refused
+
+
+@pytest.fixture
+def root_only_marker(tmp_path):
+    """A file only root may read, next to nothing the sandbox is shown."""
+    marker = tmp_path / "root-only.key"
+    marker.write_text("ROOT-ONLY-MARKER-5150")
+    marker.chmod(0o600)
+    assert os.geteuid() != 0 or marker.read_text() == "ROOT-ONLY-MARKER-5150"
+    return marker
+
+
+@needs_isolation
+def test_the_child_is_not_root_outside_and_reads_no_root_only_file(shop):
+    """bubblewrap started as root would map the sandbox's user to root: it is started as a sandbox user.
+    Seen from this side (the host's /proc) every process of the review runs as a user other than root."""
+    assert open("/etc/shadow").read()  # there, and readable by root
+    seen: dict[str, int] = {}
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            for pid in leftovers(shop.root):
+                with contextlib.suppress(OSError):
+                    seen[pid] = os.stat(f"/proc/{pid}").st_uid
+            time.sleep(0.02)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        review, migration = hostile(shop, '''
+            import time
+            time.sleep(2)
+            try:
+                found = "shadow READ " + open("/etc/shadow").read()[:20]
+            except OSError as exc:
+                found = "shadow denied " + type(exc).__name__
+            raise RuntimeError("PROBE " + found)
+        ''')
+    finally:
+        done.set()
+        watcher.join()
+    assert "PROBE shadow denied PermissionError" in migration.sql_error
+    assert seen and 0 not in seen.values()
+
+
+@needs_isolation
+def test_what_the_child_leaves_is_never_followed_and_nothing_outlives_it(shop, root_only_marker):
+    """A setsid() daemon keeps swapping the state cache's files for links to a root-only file and to
+    /dev/zero after the child answered: it dies with the sandbox, and nothing of the links is stored."""
+    probe = subprocess.Popen(["sleep", "30"], cwd=shop.root)  # `leftovers` sees a process in the project
+    try:
+        assert leftovers(shop.root) == [str(probe.pid)]
+    finally:
+        probe.kill()
+        probe.wait()
+    review, migration = hostile(shop, f'''
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                out = "/migration-safe/out"
+                for _ in range(3000):
+                    for name, target in (("state.pickle", {str(root_only_marker)!r}), ("header.json", "/dev/zero")):
+                        try:
+                            os.replace(os.path.join(out, name), os.path.join(out, name + ".old"))
+                        except OSError:
+                            pass
+                        try:
+                            os.symlink(target, os.path.join(out, name))
+                        except OSError:
+                            pass
+                    __import__("time").sleep(0.005)
+            os._exit(0)
+    ''')
+    assert migration.sql_status == "ok"
+    assert not leftovers(shop.root)
+    states = Path(os.environ["MIGRATION_SAFE_CACHE"]) / "states"
+    stored = [p for p in states.rglob("*") if p.is_file() or p.is_symlink()]
+    assert not any(p.is_symlink() for p in stored)
+    assert not any(b"ROOT-ONLY-MARKER" in p.read_bytes() for p in stored if p.stat().st_size < 1 << 30)
+    assert "ROOT-ONLY-MARKER" not in json_report.render(review)
+
+
+@needs_isolation
+def test_the_superuser_and_other_databases_are_out_of_reach(shop):
+    review, migration = hostile(shop, '''
+        import psycopg
+        from django.db import connection
+        mine = connection.settings_dict
+        found = ["role=" + mine["USER"]]
+        for user, password, database in [("postgres", None, "postgres"), ("postgres", mine["PASSWORD"], "postgres"),
+                                         (mine["USER"], mine["PASSWORD"], "postgres"),
+                                         (mine["USER"], mine["PASSWORD"], "template1")]:
+            try:
+                psycopg.connect(host=mine["HOST"], port=mine["PORT"] or None, user=user, password=password,
+                                dbname=database).close()
+                found.append(f"{user}@{database} CONNECTED")
+            except psycopg.Error as exc:
+                found.append(f"{user}@{database} refused")
+        raise RuntimeError("PROBE " + " | ".join(found))
+    ''')
+    error = migration.sql_error
+    assert "PROBE" in error and "CONNECTED" not in error and error.count(" refused") == 4
+    role = error.split("role=")[1].split(" ")[0]
+    from migration_safe.engine.database import embedded_server
+
+    with embedded_server().connect() as conn:  # the review's role is gone with it
+        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,)).fetchone()[0] == 0
+
+
+@needs_isolation
+def test_the_child_tmp_is_its_own_even_when_the_project_lives_under_tmp(shop):
+    marker = Path("/tmp") / f"migration-safe-host-marker-{os.getpid()}"
+    marker.write_text("host")
+    try:
+        assert str(shop.root).startswith("/tmp/")  # pytest's tmp_path: the case that leaked before
+        review, migration = hostile(shop, f'''
+            raise RuntimeError("PROBE seen=%s" % os.path.exists({str(marker)!r}))
+            ''')
+        assert "PROBE seen=False" in migration.sql_error
+    finally:
+        marker.unlink()
+
+
+def test_a_symlinked_migration_leaving_the_checkout_is_an_error_and_never_read(shop, tmp_path):
+    elsewhere = tmp_path / "other-project" / "0002_elsewhere.py"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("from django.db import migrations\n# OTHER-PROJECT-SECRET\n\n\n"
+                         "class Migration(migrations.Migration):\n    operations = []\n")
+    (shop.root / "shop" / "migrations" / "0002_linked.py").symlink_to(elsewhere)
+    shop.commit("a link out of the checkout")
+    review = run_review(ReviewRequest(repo=shop.root, base=shop.base))
+    [migration] = review.migrations
+    [finding] = [f for f in migration.findings if f.rule == "MS001"]
+    assert finding.severity.value == "error" and migration.blocking
+    assert "resolves outside the checkout" in finding.message
+    assert "OTHER-PROJECT-SECRET" not in json_report.render(review)
+
+
+@pytest.mark.parametrize("config, expected", [
+    ("django:\n  root: ../../..\n", "django.root: '../../..' resolves outside the repository"),
+    ("django:\n  root: /etc\n", "django.root: '/etc' must be relative to the repository"),
+    ("django:\n  root: escape\n", "django.root: 'escape' resolves outside the repository"),
+    ("tables:\n  stats: /etc/passwd\n", "tables.stats: '/etc/passwd' must be relative"),
+    ("tables:\n  stats: zero.json\n", "tables.stats: 'zero.json' resolves outside the repository"),
+    ("tables:\n  stats: key.json\n", "tables.stats: 'key.json' resolves outside the repository"),
+    ("python: /usr/bin/python3\n", "python: '/usr/bin/python3' must be relative"),
+    ("python: escape/python3\n", "python: 'escape/python3' resolves outside the repository"),
+], ids=["root-up", "root-absolute", "root-link", "stats-absolute", "stats-dev-zero", "stats-root-key",
+        "python-absolute", "python-link"])
+def test_config_paths_outside_the_checkout_are_a_configuration_error(shop, root_only_marker, config, expected,
+                                                                     capsys):
+    from migration_safe.cli import main
+
+    (shop.root / "escape").symlink_to("/usr/bin")
+    (shop.root / "zero.json").symlink_to("/dev/zero")
+    (shop.root / "key.json").symlink_to(root_only_marker)
+    shop.write(".github/migration-safe.yml", config)
+    shop.write("shop/migrations/0002_rename.py", RENAME)
+    shop.commit("hostile config")
+    code = main(["check", "--repo", str(shop.root), "--base", shop.base])
+    output = capsys.readouterr()
+    assert code == 2 and expected in output.out + output.err
+    assert "ROOT-ONLY-MARKER" not in output.out + output.err
+
+
+def test_the_config_file_itself_may_not_be_a_link_out(shop, root_only_marker, capsys):
+    from migration_safe.cli import main
+
+    (shop.root / ".github").mkdir()
+    (shop.root / ".github" / "migration-safe.yml").symlink_to(root_only_marker)
+    shop.write("shop/migrations/0002_rename.py", RENAME)
+    shop.commit("hostile config link")
+    code = main(["check", "--repo", str(shop.root), "--base", shop.base])
+    output = capsys.readouterr()
+    assert code == 2 and "resolves outside the checkout" in output.out + output.err
+    assert "ROOT-ONLY-MARKER" not in output.out + output.err
+
+
+RENAME = ("from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
+          "    dependencies = [('shop', '0001_initial')]\n"
+          "    operations = [migrations.RenameField('product', 'title', 'name')]\n")
