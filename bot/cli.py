@@ -14,6 +14,7 @@ from migration_safe.config import ConfigError, load_config
 from migration_safe.engine.autofix import plan_fixes
 from migration_safe.engine.concurrent import uses_pg_migration_tools
 from migration_safe.engine.discover import GitError, WORKTREE, git, resolve
+from migration_safe.engine.models_rewrite import WorkTree
 from migration_safe.engine.review import ReviewRequest, SetupError, run_review
 from migration_safe.report import FORMATS
 from migration_safe_rules import catalogue
@@ -95,34 +96,49 @@ def add_review_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_fix(args: argparse.Namespace) -> int:
-    """Review, then write (or print) the safe rewrites: local fixes and one migration per phase."""
-    review = review_from_args(args)
+    """Review, then write (or print) the safe rewrites: local fixes and one migration per phase.
+
+    Where the sandbox could not produce a migration's SQL (a concurrent build in an atomic migration
+    fails it for the whole change), the rewrites that need no SQL are written first and the working
+    tree is reviewed again, so one run gives the rest too."""
     repo = Path(args.repo)
-    plan = plan_fixes(review, config=load_config(repo, args.config), safer=uses_pg_migration_tools(repo))
-    for path, content in sorted(plan.files.items()):
-        target = repo / path
-        before = target.read_text(encoding="utf-8") if target.exists() else ""
-        if args.diff:
-            sys.stdout.writelines(difflib.unified_diff(before.splitlines(keepends=True),
-                                                       content.splitlines(keepends=True),
-                                                       f"a/{path}", f"b/{path}"))
-        else:
-            target.write_text(content, encoding="utf-8")
-    for line in plan.done:
+    config, safer = load_config(repo, args.config), uses_pg_migration_tools(repo)
+    done: list[str] = []
+    for attempt in range(FIX_ROUNDS):
+        review = review_from_args(args) if attempt == 0 else review_from_args(args, head=WORKTREE)
+        plan = plan_fixes(review, config=config, safer=safer, tree=WorkTree(repo))
+        for path, content in sorted(plan.files.items()):
+            target = repo / path
+            before = target.read_text(encoding="utf-8") if target.exists() else ""
+            if args.diff:
+                sys.stdout.writelines(difflib.unified_diff(before.splitlines(keepends=True),
+                                                           content.splitlines(keepends=True),
+                                                           f"a/{path}", f"b/{path}"))
+            else:
+                target.write_text(content, encoding="utf-8")
+        done += plan.done
+        if args.diff or not plan.files or not review.sql_unavailable:
+            break
+    for line in done:
         print(f"fixed: {line}", file=sys.stderr)
+    for line in plan.notes:
+        print(f"order: {line}", file=sys.stderr)
     for line in plan.left:
         print(f"left for you: {line}", file=sys.stderr)
     return EXIT_BLOCKING if plan.left else EXIT_OK
 
 
-def review_from_args(args: argparse.Namespace):
+FIX_ROUNDS = 2  # a review without SQL, then one with it
+
+
+def review_from_args(args: argparse.Namespace, head: str | None = None):
     repo = Path(args.repo)
     if not (repo / ".git").exists():
         try:
             git(repo, "rev-parse", "--git-dir")
         except GitError:
             raise SetupError(f"{repo} is not a git repository") from None
-    return run_review(ReviewRequest(repo=repo, base=args.base or default_base(repo), head=args.head,
+    return run_review(ReviewRequest(repo=repo, base=args.base or default_base(repo), head=head or args.head,
                                     config_path=args.config, database_url=args.database_url,
                                     python=args.python, install=args.install, state_cache=args.state_cache))
 

@@ -6,9 +6,12 @@ Per operation (`plan_concurrent`):
 * AddConstraint(UniqueConstraint) -> CREATE UNIQUE INDEX CONCURRENTLY, then ALTER TABLE … ADD
   CONSTRAINT … UNIQUE USING INDEX (a partial or expression one is only a unique index), the
   AddConstraint kept as the state of a SeparateDatabaseAndState, moved;
+* AlterUniqueTogether adding rules -> the same, the AlterUniqueTogether kept as the state, moved;
 * AddField / AlterField of an indexed or unique field -> what else it does stays in place, as a
   SeparateDatabaseAndState (the operation as written for the state, without the new index for the
-  database); its indexes are built concurrently. A field change that only adds indexes moves whole.
+  database); its indexes are built concurrently. A field change that only adds indexes moves whole;
+* MS102: a concurrent operation already written (AddIndexConcurrently, RunSQL … CONCURRENTLY) in an
+  atomic migration moves as written.
 
 The concurrent work goes to migrations of its own with `atomic = False` (CONCURRENTLY cannot run in
 a transaction), one per deploy phase, at the end of the app's chain (`write_concurrent`). Index and
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import libcst as cst
@@ -35,10 +38,10 @@ from migration_safe.config import Config
 from migration_safe.engine.model import MigrationVerdict, Operation, Phase, Review, Statement, StatementKind
 from migration_safe.engine.phases import Placement
 from migration_safe.engine.split import DRAFTS, SLUG, PartNames, SplitError, SplitFile
-from migration_safe.engine.sql import analyse
+from migration_safe.engine.sql import analyse, analyse_all
 
-FIXABLE = {"AddIndex", "AddConstraint", "AddField", "AlterField"}
-MOVES_WHOLE = {"AddIndex", "AddConstraint"}  # nothing of theirs but the index is left behind
+FIXABLE = {"AddIndex", "AddConstraint", "AlterUniqueTogether", "AddField", "AlterField"}
+MOVES_WHOLE = {"AddIndex", "AddConstraint", "AlterUniqueTogether"}  # nothing of theirs but the index is left behind
 POSTGRES = "django.contrib.postgres.operations"
 SAFER = "django_pg_migration_tools.operations"
 CONCURRENT = "concurrent_indexes"  # the name of a part that builds indexes, after its original's
@@ -70,6 +73,7 @@ class Move:
     code: str  # the operation doing it, for the concurrent migration
     stays: str | None  # what is left in the operation's place; None: it moves whole
     imports: dict[str, set[str]]  # module -> names `code` needs
+    stays_phase: Phase | None = None  # of what is left in place
 
 
 @dataclass
@@ -98,6 +102,14 @@ class ConcurrentRewrite:
         return [(phase, names.get(phase, name), [m for m in self.moves if m.phase is phase])
                 for phase in phases]
 
+    def kept_phase(self) -> Phase:
+        """The phase of what stays in the migration: the operations left, and what is left of those
+        whose indexes moved."""
+        moved = {move.index: move for move in self.moves}
+        phases = [moved[op.index].stays_phase if op.index in moved else op.phase for op in self.verdict.operations
+                  if op.index not in moved or moved[op.index].stays is not None]
+        return max((p for p in phases if p is not None), key=lambda p: p.order, default=Phase.PRE_DEPLOY)
+
     def appended(self) -> list[tuple[Phase, str]]:
         """The new migrations, for the app's chain."""
         return [(phase, name) for phase, name, _ in self.groups() if name != self.verdict.file.name]
@@ -120,29 +132,75 @@ class ConcurrentContext:
 
 
 def plan_concurrent(context: ConcurrentContext, verdict: MigrationVerdict,
-                    source: str) -> ConcurrentRewrite | None:
-    """The operations with a blocking MS101 that can be rewritten, and how."""
-    blocking = {index for f in verdict.findings if f.rule == "MS101" and f.blocks
+                    source: str) -> tuple[ConcurrentRewrite | None, dict[int, str]]:
+    """The operations with a blocking MS101 (an index built in the transaction) or MS102 (a concurrent
+    build in an atomic migration) that can be rewritten, and how; why each other one cannot."""
+    building = {index for f in verdict.findings if f.rule == "MS101" and f.blocks
                 for index in f.operations}  # a grouped MS101 covers several operations
+    concurrent = {f.operation_index for f in verdict.findings
+                  if f.rule == "MS102" and f.blocks and f.operation_index is not None} | outside_transaction(verdict)
     listing = _Listing.read(source)
-    if not blocking or listing is None \
-            or not len(listing.elements) == len(verdict.operations) == len(verdict.file.operations):
-        return None
+    if not building | concurrent:
+        return None, {}
+    if listing is None or not len(listing.elements) == len(verdict.operations) == len(verdict.file.operations):
+        return None, dict.fromkeys(building | concurrent, "another rewrite of this migration changed its "
+                                   "operations list: run `migration-safe fix` again on the result")
     # Concurrent work runs after everything that follows it in the app: nothing after it may change
     # its model (a renamed or removed column would leave the build nothing to build on).
     changed = models_changed_later(context.review, verdict)
     moves: list[Move] = []
+    declined: dict[int, str] = {}
     for index in reversed(range(len(verdict.operations))):
         operation = verdict.operations[index]
-        move = None
-        if index in blocking and _as_reviewed(verdict, listing, index) \
-                and not changed & {_model(operation), "*"}:
-            move = _move(operation, listing.code(index), context.placement, context.safer)
-        if move is None:
-            changed.add(_changed_model(operation))
-        else:
+        move: Move | str | None = None
+        if index in building | concurrent:
+            if not _as_reviewed(verdict, listing, index):
+                move = "another fix rewrote this operation: run `migration-safe fix` again on the result"
+            elif _changed_later(changed, _model(operation)):
+                move = _changed_later(changed, _model(operation))
+            elif index in concurrent:
+                move = _as_written(operation, listing.code(index), context.placement)
+            else:
+                move = _move(operation, listing.code(index), context.placement, context.safer)
+        if isinstance(move, Move):
             moves.insert(0, move)
-    return ConcurrentRewrite(verdict, listing, moves, context.names) if moves else None
+            continue
+        if move is not None:
+            declined[index] = move
+        changed.add(_changed_model(operation))
+    return (ConcurrentRewrite(verdict, listing, moves, context.names) if moves else None), declined
+
+
+def outside_transaction(verdict: MigrationVerdict) -> set[int]:
+    """RunSQL operations of an atomic migration whose SQL, as written, cannot run in a transaction.
+    Such a migration fails in the sandbox too, so the review has no SQL to find them by (MS002)."""
+    if not verdict.file.atomic:
+        return set()
+    found = set()
+    for operation in verdict.operations:
+        sql = operation.parsed.arg("sql", position=0) if operation.type == "RunSQL" and operation.parsed else None
+        text = sql.literal() if sql else None
+        texts = [text] if isinstance(text, str) else text if isinstance(text, list) else []
+        if any(isinstance(t, str) and not s.transactional for t in texts for s in analyse_all(t)):
+            found.add(operation.index)
+    return found
+
+
+def _changed_later(changed: set[str], model: str) -> str | None:
+    """Why a build on `model` cannot go to the end of the chain, past the app's later migrations."""
+    end = ": the build runs at the end of the chain, after it"
+    if "*" in changed:
+        return "a later migration of this change runs SQL that may alter any table" + end
+    if model == "*" and changed - {""}:
+        return "this SQL's table cannot be told, and a later migration of this change alters a model" + end
+    return f"a later migration of this change alters the model {model}" + end if model in changed else None
+
+
+def _as_written(operation: Operation, code: _Code, placement: Placement) -> Move:
+    """MS102: the operation already builds concurrently; it needs a migration without a transaction.
+    The part keeps the original's imports, which the operation's code uses."""
+    phase = operation.phase or placement.operation(operation, sql_known=operation.sql_known)
+    return Move(operation.index, code.pad, phase, code.written, None, {})
 
 
 def _as_reviewed(verdict: MigrationVerdict, listing: _Listing, index: int) -> bool:
@@ -186,16 +244,18 @@ def _model(operation: Operation) -> str:
 # ------------------------------------------------------------------ one operation
 
 
-def _move(operation: Operation, code: _Code, placement: Placement, safer: bool) -> Move | None:
+def _move(operation: Operation, code: _Code, placement: Placement, safer: bool) -> Move | str:
     call = code.call
     if operation.type not in FIXABLE or operation.parsed is None or not isinstance(call, cst.Call):
-        return None
+        return f"no concurrent form of {operation.type} is written automatically"
+    if not operation.sql_known:
+        return "its SQL could not be produced, and the concurrent build is written from it"
     builds = [_build(statement, operation) for statement in operation.statements if _builds_index(statement)]
     if not builds or any(build is None for build in builds):
-        return None
+        return "one of its index builds has no concurrent equivalent (an exclusion or primary key constraint)"
     rest = any(_does_more(statement) for statement in operation.statements)
     if rest and operation.type in MOVES_WHOLE:
-        return None
+        return "it also changes other things (e.g. drops a unique rule) that must stay in the transaction"
     pairs = [pair for build in builds for pair in build.sql]
     # the review places the Safer* operations as it does the SQL they run: the same statements
     phase = placement.operation(Operation(operation.index, "RunSQL", 0, 0, "",
@@ -207,22 +267,37 @@ def _move(operation: Operation, code: _Code, placement: Placement, safer: bool) 
     if operation.type == "AddConstraint" and safer and all(build.safer_constraint for build in builds):
         renamed = code.render(_renamed(call, "SaferAddUniqueConstraint"))
         return Move(operation.index, code.pad, phase, renamed, None, {SAFER: {"SaferAddUniqueConstraint"}})
-    stays = None
+    stays, stays_phase = None, None
     if rest:
         without = _without_new_index(call, operation)
-        if without is None:
-            return None
+        if isinstance(without, str):
+            return without
         stays = _separate([code.render(without)], [code.written], code.pad)
+        # constraints on the columns it adds bind no old code: as the review places them
+        added = {(s.table, a.column) for s in operation.statements for a in s.actions if a.action == "add_column"}
+        stays_phase = Placement(placement.config, placement.new_tables, placement.new_columns | added).operation(
+            replace(operation, statements=[without_index_builds(s) for s in operation.statements
+                                           if not _only_builds(s)]), sql_known=True)
     state = [] if rest else [code.written]  # moving whole, the operation's state moves with its build
     if safer and all(build.safer_field for build in builds):
         # Safer* operations change the state too: SeparateDatabaseAndState keeps them to the database
         database = [build.safer_field for build in builds]
         names = {text.split("(", 1)[0] for text in database}
         return Move(operation.index, code.pad, phase, _separate(database, state, code.pad), stays,
-                    {SAFER: names, "django.db": {"migrations", "models"}})
+                    {SAFER: names, "django.db": {"migrations", "models"}}, stays_phase)
     run_sql = _run_sql(pairs, code.pad)  # RunSQL alone changes no state
     return Move(operation.index, code.pad, phase, _separate([run_sql], state, code.pad) if state else run_sql,
-                stays, {"django.db": {"migrations"}})
+                stays, {"django.db": {"migrations"}}, stays_phase)
+
+
+def _only_builds(statement: Statement) -> bool:
+    return _builds_index(statement) and not _does_more(statement)
+
+
+def without_index_builds(statement: Statement) -> Statement:
+    """The statement as it runs once its index moved: ADD COLUMN … UNIQUE without the UNIQUE."""
+    return replace(statement, actions=[a for a in statement.actions if not (
+        a.action == "add_constraint" and a.constraint_type == "unique" and not a.using_index)])
 
 
 def _builds_index(statement: Statement) -> bool:
@@ -366,25 +441,26 @@ def _renamed(call: cst.Call, name: str) -> cst.Call:
     return call.with_changes(func=cst.Name(name))
 
 
-def _without_new_index(call: cst.Call, operation: Operation) -> cst.Call | None:
+def _without_new_index(call: cst.Call, operation: Operation) -> cst.Call | str:
     """The field operation without the field's new `db_index` / `unique`: it builds no index."""
     before = operation.facts.get("field_before") or {}
     after = operation.facts.get("field_after") or {}
     if before.get("db_index") or before.get("unique"):
-        return None  # an indexed column whose type changes gets indexes rebuilt: not ours to separate
+        # an indexed column whose type changes gets indexes rebuilt: not ours to separate
+        return "the column is indexed already, and the change rebuilds its indexes"
     values = {key: "False" for key in ("db_index", "unique") if after.get(key)}
     if not values:
-        return None
+        return "its index comes from the field's type (a ForeignKey's), which cannot be turned off"
     for position, arg in enumerate(call.args):
         keyword = arg.keyword.value if arg.keyword else None
         if keyword == "field" or (keyword is None and position == 2):
             new_field = _with_keywords(arg.value, values) if isinstance(arg.value, cst.Call) else None
             if new_field is None:
-                return None
+                return "the field is a OneToOneField (always unique) or takes **kwargs"
             args = list(call.args)
             args[position] = arg.with_changes(value=new_field)
             return call.with_changes(args=args)
-    return None
+    return "its `field` argument is not written as a call"
 
 
 def _with_keywords(call: cst.Call, values: dict[str, str]) -> cst.Call | None:
@@ -521,13 +597,14 @@ def write_concurrent(rewrite: ConcurrentRewrite, anchors: dict[str, str]) -> lis
         imports = {"django.db": {"migrations"}} if any(m.stays for m in rewrite.moves) else {}
         files.append(SplitFile(file.name, file.path, None, _rewrite(listing.module, kept, {}, set(), None,
                                                                     imports).code))
-    for _phase, name, moves in rewrite.groups():
+    for phase, name, moves in rewrite.groups():
         elements = listing.parse([(move.pad, move.code) for move in moves])
         imports = _merge(move.imports for move in moves)
+        attributes = {"atomic": "False", "deploy_phase": f'"{phase.value}"'}
         if name == file.name:
-            source = _rewrite(listing.module, elements, {"atomic": "False"}, set(), None, imports)
+            source = _rewrite(listing.module, elements, attributes, set(), None, imports)
         else:
-            source = _rewrite(listing.module, elements, {"atomic": "False"}, ORIGINAL_ONLY,
+            source = _rewrite(listing.module, elements, attributes, ORIGINAL_ONLY,
                               (file.app_label, anchors.get(name, previous)), imports)
             previous = name
         files.append(SplitFile(name, f"{folder}/{name}.py", None, source.code))

@@ -73,19 +73,34 @@ class _DbDefault(_CallRewriter):
             if name == "preserve_default":
                 continue
             if (name == "field" or (name is None and len(args) == 2)) and isinstance(arg.value, cst.Call):
-                new_value = _rename_default(arg.value)
+                new_value = rename_default(arg.value)
                 if new_value is not None:
                     arg, field_done = arg.with_changes(value=new_value), True
             args.append(arg)
         if not field_done:
             return updated
         self.changed = True
-        if args:
-            args[-1] = args[-1].with_changes(comma=updated.args[-1].comma)
-        return updated.with_changes(args=args)
+        return updated.with_changes(args=closing_like(args, list(updated.args)))
 
 
-def _rename_default(field: cst.Call) -> cst.Call | None:
+def closing_like(args: list[cst.Arg], before: list[cst.Arg]) -> list[cst.Arg]:
+    """`args` (some of `before` dropped) closed as `before` was: the new last argument keeps the
+    comment at the end of its line and takes the dropped last one's way to the parenthesis."""
+    if not args or args[-1] is before[-1]:
+        return args
+    own, closing = args[-1].comma, before[-1].comma
+    if isinstance(own, cst.Comma) and isinstance(closing, cst.Comma) \
+            and isinstance(own.whitespace_after, cst.ParenthesizedWhitespace) \
+            and isinstance(closing.whitespace_after, cst.ParenthesizedWhitespace):
+        comma = own.with_changes(whitespace_after=own.whitespace_after.with_changes(
+            last_line=closing.whitespace_after.last_line))
+    else:
+        comma = closing
+    return [*args[:-1], args[-1].with_changes(comma=comma)]
+
+
+def rename_default(field: cst.Call) -> cst.Call | None:
+    """The field call with `db_default=` in place of a constant `default=`."""
     args = list(field.args)
     for index, arg in enumerate(args):
         if arg.keyword and arg.keyword.value == "default" and _is_constant(arg.value):

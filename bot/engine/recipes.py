@@ -1,5 +1,6 @@
-"""Safe rewrites that take more than one step: SET NOT NULL through a validated CHECK (MS106), a NOT
-NULL column removed in two phases (MS109), renames kept in Django's state only (MS108).
+"""Safe rewrites that take more than one step: SET NOT NULL through a validated CHECK (MS106), with
+a db_default and the NULLs filled in batches first when the field has a default, a NOT NULL column
+removed in two phases (MS109), renames kept in Django's state only (MS108).
 
 Rules call the `*_suggestion` functions for the part that replaces the operation's own lines (a
 GitHub ```suggestion). `plan_recipe` gives `migration-safe fix` the rest: rewrites that need new
@@ -12,17 +13,18 @@ import ast
 import hashlib
 import io
 import tokenize
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Callable, Iterable
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from migration_safe.engine.fixes import apply_suggestion, validate_migration
+from migration_safe.engine.fixes import apply_suggestion, closing_like, rename_default, validate_migration
 from migration_safe.engine.model import (
     MigrationFile, MigrationVerdict, Operation, ParsedOperation, Phase, Review, StatementKind,
 )
+from migration_safe.engine.models_rewrite import ModelChange, app_folder
 from migration_safe.engine.split import PartNames
 
 NESTED = 8  # columns an operation moves right when it goes into SeparateDatabaseAndState([...])
@@ -279,9 +281,8 @@ def set_not_null_suggestion(source: str, operation: Operation, files: Iterable[M
     return valid_after(source, site, site.lines(expression))
 
 
-def set_not_null_parts(name: str, operations: list[Operation], names: PartNames) -> list[NewPart]:
+def not_null_parts(name: str, pairs: list[tuple[str, str]], names: PartNames) -> list[NewPart]:
     """Deferred: VALIDATE (no write lock), then SET NOT NULL proven by the check, which then goes."""
-    pairs = [pair for operation in operations for pair in set_not_null_columns(operation)]
     if not pairs:
         return []
     checks = [(quote(t), quote(c), quote(not_null_check_name(t, c))) for t, c in pairs]
@@ -300,6 +301,141 @@ def set_not_null_parts(name: str, operations: list[Operation], names: PartNames)
     ]
 
 
+# ---------------------------------------------------------------- MS106 with a default: NULLs filled first
+
+
+@dataclass(frozen=True)
+class DefaultNotNull:
+    """Django's nullable -> NOT NULL change of a field with a default: SET DEFAULT, UPDATE … WHERE col
+    IS NULL, SET NOT NULL, DROP DEFAULT, all in one transaction under ACCESS EXCLUSIVE."""
+
+    table: str
+    column: str
+    default_sql: str  # the default as SQL
+    default_code: str  # … as the migration's Python
+
+
+def default_not_null(operation: Operation) -> DefaultNotNull | None:
+    statements = [s for s in operation.statements if s.kind is not StatementKind.TRANSACTION]
+    shape = [(s.kind, [a.action for a in s.actions]) for s in statements]
+    if shape != [(StatementKind.ALTER_TABLE, ["set_default"]), (StatementKind.DML, []),
+                 (StatementKind.ALTER_TABLE, ["set_not_null"]), (StatementKind.ALTER_TABLE, ["drop_default"])]:
+        return None
+    table, column = statements[0].table, statements[0].actions[0].column
+    if not table or not column or any(s.table != table or (s.actions and s.actions[0].column != column)
+                                      for s in statements) \
+            or not statements[1].sql.rstrip().rstrip(";").endswith(f"WHERE {quote(column)} IS NULL"):
+        return None
+    code = default_code(operation.parsed) if operation.parsed else None
+    default = statements[0].actions[0].default
+    return DefaultNotNull(table, column, default, code) if code and default else None
+
+
+def default_code(operation: ParsedOperation) -> str | None:
+    """The `default=` of the operation's field call, when it is a constant."""
+    field_arg = operation.arg("field", position=2)
+    try:
+        call = cst.parse_expression(field_arg.code) if field_arg else None
+    except cst.ParserSyntaxError:
+        return None
+    if not isinstance(call, cst.Call):
+        return None
+    for arg in call.args:
+        if arg.keyword and arg.keyword.value == "default":
+            code = cst.Module(body=[]).code_for_node(arg.value)
+            try:
+                ast.literal_eval(code)
+            except (ValueError, SyntaxError):
+                return None
+            return code
+    return None
+
+
+def default_not_null_rewrite(source: str, index: int, change: DefaultNotNull) -> str | None:
+    """The AlterField's state with `db_default`; for the database only SET DEFAULT (instant), so that
+    new rows get the value; filling the NULLs and NOT NULL come later."""
+    site = find_site(source, index)
+    if site is None or not site.prefix:
+        return None
+    state = db_default_call(site.call)
+    if state is None:
+        return None
+    table, column = quote(change.table), quote(change.column)
+    default = run_sql(site.prefix, site.indent + " " * NESTED,
+                      [f"ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {change.default_sql}"],
+                      [f"ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT"])
+    expression = separate(site, [
+        "Filling the NULLs and SET NOT NULL here would hold ACCESS EXCLUSIVE for a scan and an UPDATE.",
+        "The database default comes first (instant, new rows get it); later migrations add the check,",
+        "fill the NULLs in batches, validate the check and set NOT NULL without a scan.",
+    ], [default], [nest(state)])
+    return valid_after(source, site, site.lines(expression))
+
+
+def db_default_call(call_code: str) -> str | None:
+    """An AddField / AlterField call whose field says `db_default=` in place of a constant `default=`."""
+    try:
+        call = cst.parse_expression(call_code)
+    except cst.ParserSyntaxError:
+        return None
+    if not isinstance(call, cst.Call):
+        return None
+    args, done = [], False
+    for position, arg in enumerate(call.args):
+        keyword = arg.keyword.value if arg.keyword else None
+        if keyword == "preserve_default":
+            continue
+        if (keyword == "field" or (keyword is None and position == 2)) and isinstance(arg.value, cst.Call):
+            renamed = rename_default(arg.value)
+            if renamed is not None:
+                arg, done = arg.with_changes(value=renamed), True
+        args.append(arg)
+    if not done:
+        return None
+    return cst.Module(body=[]).code_for_node(call.with_changes(args=closing_like(args, list(call.args))))
+
+
+def backfill_part(name: str, changes: list[DefaultNotNull]) -> NewPart:
+    updates = [f"UPDATE {quote(c.table)} SET {quote(c.column)} = {c.default_sql} WHERE ctid = ANY(ARRAY("
+               f"SELECT ctid FROM {quote(c.table)} WHERE {quote(c.column)} IS NULL LIMIT {BATCH}))"
+               for c in changes]
+    return NewPart(name, Phase.DEFERRED, partial(_backfill_text, updates))
+
+
+BATCH = 1000
+
+
+def _backfill_text(updates: list[str], app_label: str, depends_on: str) -> str:
+    fills = "".join(f"    {update!r},\n" for update in updates)
+    return (
+        "from django.db import migrations\n\n"
+        f"BATCH = {BATCH}\n"
+        f"FILLS = [\n{fills}]\n\n\n"
+        "def fill(apps, schema_editor):\n"
+        "    # Not atomic: each batch commits on its own, so no lock is held for long.\n"
+        "    with schema_editor.connection.cursor() as cursor:\n"
+        "        for fill_sql in FILLS:\n"
+        "            while True:\n"
+        "                cursor.execute(fill_sql)\n"
+        "                if cursor.rowcount < BATCH:\n"
+        "                    break\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    atomic = False\n"
+        '    deploy_phase = "deferred"\n'
+        f"    dependencies = [({app_label!r}, {depends_on!r})]\n\n"
+        "    operations = [migrations.RunPython(fill, migrations.RunPython.noop)]\n"
+    )
+
+
+def not_null_check_part(name: str, changes: list[DefaultNotNull]) -> NewPart:
+    checks = [(quote(c.table), quote(c.column), quote(not_null_check_name(c.table, c.column))) for c in changes]
+    add = run_sql("migrations.", " " * NESTED,
+                  [f"ALTER TABLE {t} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID" for t, c, n in checks],
+                  [f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {n}" for t, _c, n in checks])
+    return NewPart.of(name, Phase.POST_DEPLOY, "Old code, which may write NULL, is gone: the check holds "
+                      "for new rows at once, without a scan.", add)
+
+
 # ---------------------------------------------------------------- MS108: renames in Django's state only
 
 
@@ -307,7 +443,7 @@ def set_not_null_parts(name: str, operations: list[Operation], names: PartNames)
 class Rename:
     text: str  # the operation's lines, rewritten
     missing_imports: list[str]  # import lines the text needs that the file lacks
-    note: str  # what models.py must say from now on
+    model: ModelChange  # what models.py must say from now on (its app_dir filled by the caller)
 
 
 def rename_rewrite(source: str, operation: Operation, files: Iterable[MigrationFile], app_label: str,
@@ -354,7 +490,7 @@ def _rename_field(source: str, site: Site, operation: Operation) -> Rename | Non
     if text is None:
         return None
     return Rename(text, missing_imports(source, code.get("imports") or []),
-                  f"keep db_column={column!r} on {model.literal()}.{new_name.literal()} in models.py")
+                  ModelChange("", model.literal(), new_name.literal(), "db_column", repr(column)))
 
 
 def with_db_column(expression: str, column: str) -> str | None:
@@ -391,7 +527,7 @@ def _rename_model(source: str, site: Site, operation: Operation) -> Rename | Non
     text = valid_after(source, site, site.lines(expression))
     if text is None:
         return None
-    return Rename(text, [], f"keep Meta.db_table = {table!r} on {new_name.literal()} in models.py")
+    return Rename(text, [], ModelChange("", new_name.literal(), None, "db_table", repr(table)))
 
 
 def missing_imports(source: str, imports: list[str]) -> list[str]:
@@ -477,6 +613,8 @@ class Recipe:
     fixed: list[int] = field(default_factory=list)  # operations made safe: their other findings go too
     parts: list[NewPart] = field(default_factory=list)
     done: list[str] = field(default_factory=list)
+    models: list[ModelChange] = field(default_factory=list)  # what models.py must say to match the state
+    declined: dict[int, str] = field(default_factory=dict)  # operation -> why a recipe left it
 
     @property
     def moved(self) -> bool:
@@ -499,22 +637,78 @@ class Recipe:
 
 
 def plan_recipe(verdict: MigrationVerdict, source: str, review: Review, names: PartNames) -> Recipe:
-    """Rewrites and added migrations for MS106 (after its suggestion), MS108 needing imports, MS109;
-    `names`: of the added migrations."""
+    """Rewrites and added migrations for MS106 (after its suggestion, or with a default to fill the
+    NULLs with), MS108 needing imports, MS109; `names`: of the added migrations."""
     recipe = Recipe(source, [op.phase for op in verdict.operations], positions(verdict, source))
     files = [m.file for m in review.migrations]
     _renames(verdict, recipe, files)
     if not recipe.moved:
         _removals(verdict, recipe, files, names)
+    defaults = _defaults(verdict, recipe, files, review) if not recipe.moved else []
     name, path = verdict.file.name, verdict.file.path
     not_null = [verdict.operations[f.operation_index] for f in verdict.findings
                 if f.rule == "MS106" and f.suggestion is not None and f.operation_index is not None]
-    recipe.parts += set_not_null_parts(name, not_null, names)
+    pairs = [pair for operation in not_null for pair in set_not_null_columns(operation)]
+    if defaults:
+        recipe.parts += [not_null_check_part(names(name, "not_null_check"), defaults),
+                         backfill_part(names(name, "fill_nulls"), defaults)]
+    recipe.parts += not_null_parts(name, pairs + [(c.table, c.column) for c in defaults], names)
+    validate, set_not_null = names(name, "validate_not_null"), names(name, "set_not_null")
     if not_null:
-        validate, set_not_null = names(name, "validate_not_null"), names(name, "set_not_null")
         recipe.done.append(f"{path}: NOT NULL through a CHECK added NOT VALID, validated in {validate}, "
                            f"set in {set_not_null} (deferred)")
+    if defaults:
+        recipe.done.append(f"{path}: NOT NULL with a default: db_default first (pre-deploy), the check "
+                           f"added NOT VALID in {names(name, 'not_null_check')} (post-deploy), the NULLs "
+                           f"filled in batches in {names(name, 'fill_nulls')}, validated in {validate}, "
+                           f"set in {set_not_null} (deferred)")
     return recipe
+
+
+def app_dir(file: MigrationFile) -> str:
+    return app_folder(file.path) or file.app_label
+
+
+def _defaults(verdict: MigrationVerdict, recipe: Recipe, files: list[MigrationFile],
+              review: Review) -> list[DefaultNotNull]:
+    """MS106 on Django's nullable -> NOT NULL change with a default: db_default now, the rest later."""
+    done = []
+    for finding in verdict.findings:
+        if finding.rule != "MS106" or not finding.blocks or finding.suggestion is not None \
+                or finding.operation_index is None:
+            continue
+        operation = verdict.operations[finding.operation_index]
+        change = default_not_null(operation) if operation.type == "AlterField" and operation.parsed else None
+        named = field_of(operation.parsed) if change else None
+        if named is None:
+            continue
+        reason = _default_refusal(review) or (
+            "another operation of this change touches the same field: the work moved to later migrations "
+            "would no longer match it" if touched_elsewhere(files, verdict.file.app_label, named[0],
+                                                            {named[1]}, (verdict.file.label, operation.index))
+            else None)
+        text = None if reason else default_not_null_rewrite(recipe.source, operation.index, change)
+        if text is None:
+            recipe.declined[operation.index] = reason or "the operation's code could not be rewritten"
+            continue
+        site = find_site(recipe.source, operation.index)
+        recipe.source = apply_suggestion(recipe.source, site.line, site.end_line, text)
+        recipe.phases[operation.index] = Phase.PRE_DEPLOY
+        recipe.fixed.append(operation.index)
+        recipe.models.append(ModelChange(app_dir(verdict.file), named[0], named[1], "db_default",
+                                         change.default_code, "default"))
+        done.append(change)
+    return done
+
+
+def _default_refusal(review: Review) -> str | None:
+    django = review.django_version or ""
+    if django[:1].isdigit() and int(django.split(".")[0]) < 5:
+        return f"db_default needs Django 5.0+ (the project runs {django})"
+    version = review.postgres_version
+    if version and (version // 10000 if version > 1000 else version) < 12:
+        return "SET NOT NULL proven by a CHECK needs PostgreSQL 12+"
+    return None
 
 
 def positions(verdict: MigrationVerdict, source: str) -> list[int] | None:
@@ -556,8 +750,9 @@ def _renames(verdict: MigrationVerdict, recipe: Recipe, files: list[MigrationFil
         # No SQL is left: whatever else was found on the operation (a foreign key re-added) is gone too.
         recipe.fixed.append(operation.index)
         recipe.phases[operation.index] = Phase.PRE_DEPLOY
+        recipe.models.append(replace(rename.model, app_dir=app_dir(file)))
         recipe.done.append(f"{file.path}:{operation.line} {operation.description} kept in Django's "
-                           f"state only: {rename.note}, or makemigrations writes the rename again")
+                           f"state only: the database keeps its name ({rename.model.keyword})")
     recipe.source = add_imports(recipe.source, missing)
 
 

@@ -90,6 +90,73 @@ def split_migration(source: str, path: str, app_label: str, name: str, phases: l
     return parts
 
 
+def declare_phase(source: str, phase: Phase) -> str | None:
+    """The file with `deploy_phase = "<phase>"` first in its Migration class (replacing any it had)."""
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError:
+        return None
+    declarer = _Declarer(phase)
+    new = module.visit(declarer)
+    return new.code if declarer.done else None
+
+
+class _Declarer(cst.CSTTransformer):
+    def __init__(self, phase: Phase) -> None:
+        self.phase, self.done = phase, False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
+        if original.name.value != "Migration" or not isinstance(updated.body, cst.IndentedBlock):
+            return updated
+        self.done = True
+        body = list(updated.body.body)
+        line = cst.parse_statement(f'deploy_phase = "{self.phase.value}"\n')
+        for position, statement in enumerate(body):
+            if _assigned(statement) == "deploy_phase":
+                body[position] = line.with_changes(leading_lines=statement.leading_lines)
+                return updated.with_changes(body=updated.body.with_changes(body=body))
+        return updated.with_changes(body=updated.body.with_changes(body=[line, *body]))
+
+
+def replace_dependency(source: str, app_label: str, old: str, new: str) -> str | None:
+    """The file with (app_label, new) in place of (app_label, old) in its Migration's dependencies."""
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError:
+        return None
+    swapper = _DependencySwap(app_label, old, new)
+    rewritten = module.visit(swapper)
+    return rewritten.code if swapper.done else None
+
+
+class _DependencySwap(cst.CSTTransformer):
+    def __init__(self, app_label: str, old: str, new: str) -> None:
+        self.app_label, self.old, self.new, self.done = app_label, old, new, False
+        self.inside = False
+
+    def visit_Assign(self, node: cst.Assign) -> bool:
+        target = node.targets[0].target if len(node.targets) == 1 else None
+        self.inside = isinstance(target, cst.Name) and target.value == "dependencies"
+        return self.inside
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
+        self.inside = False
+        return updated
+
+    def leave_Tuple(self, original: cst.Tuple, updated: cst.Tuple) -> cst.Tuple:
+        values = [e.value for e in updated.elements]
+        if not self.inside or len(values) != 2 or not all(isinstance(v, cst.SimpleString) for v in values) \
+                or [v.evaluated_value for v in values] != [self.app_label, self.old]:
+            return updated
+        self.done = True
+        quote_mark = values[1].quote
+        return updated.with_changes(elements=[updated.elements[0], updated.elements[1].with_changes(
+            value=cst.SimpleString(f"{quote_mark}{self.new}{quote_mark}"))])
+
+
 def later_part_name(name: str, phase: Phase, names: PartNames) -> str:
     return names(name, SLUG[phase])
 
