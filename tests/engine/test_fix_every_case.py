@@ -221,3 +221,18 @@ def test_a_model_class_that_cannot_be_found_is_named_with_the_line_to_write(shop
     assert main(["fix", "--repo", str(shop.root), "--base", shop.base, "--diff"]) == 1
     err = capsys.readouterr().err
     assert "left for you: shop/models.py: product.sku must say `db_default=\"\"` in place of `default=…`" in err
+
+
+def test_models_read_refuses_links_and_paths_outside_the_project(tmp_path):
+    """models.py is the pull request's: a symbolic link (to anything) or a path out is not read."""
+    from migration_safe.engine.models_rewrite import ModelChange, WorkTree, apply_model_changes
+
+    outside = tmp_path / "secret.py"
+    outside.write_text("class Product:\n    sku = models.CharField(default='')\n")
+    (tmp_path / "project" / "shop").mkdir(parents=True)
+    (tmp_path / "project" / "shop" / "models.py").symlink_to(outside)
+    tree = WorkTree(tmp_path / "project")
+    assert tree.read("shop/models.py") is None and tree.read("../secret.py") is None
+    edit = apply_model_changes([ModelChange("shop", "Product", "sku", "db_default", "''", "default")], tree)
+    assert not edit.files and "left" not in edit.manual[0] and "Product.sku must say" in edit.manual[0]
+    assert outside.read_text().count("default=''") == 1
