@@ -34,7 +34,7 @@ class AppSettings:
     cache_dir: Path = Path.home() / ".cache" / "migration-safe"  # git mirrors (and the embedded server)
     bot_login: str | None = None  # "<app-slug>[bot]": the App's own comments are never commands
     pace_writes: bool = True  # space out GitHub writes (secondary rate limits)
-    refuse_unisolated_forks: bool = False  # no fork PR code runs when the sandbox cannot isolate it
+    refuse_unisolated_forks: bool = True  # no fork PR code runs when the sandbox cannot isolate it
     checkout_limits: CheckoutLimits = CheckoutLimits()
 
     def __repr__(self) -> str:  # never print secrets in logs or tracebacks
@@ -73,11 +73,13 @@ def positive(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def forks_policy(value: str | None) -> bool:
-    if value in (None, "", "review"):
-        return False
-    if value == "refuse-unisolated":
+    """Fork PRs run only in a complete sandbox unless the operator says otherwise, explicitly."""
+    if value in (None, "", "refuse-unisolated"):
         return True
-    raise SettingsError(f"MIGRATION_SAFE_FORKS must be review or refuse-unisolated, not {value!r}")
+    if value == "review-unisolated":
+        return False
+    raise SettingsError(f"MIGRATION_SAFE_FORKS must be refuse-unisolated (the default) or review-unisolated, "
+                        f"not {value!r}")
 
 
 def required(env: Mapping[str, str], name: str) -> str:

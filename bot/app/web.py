@@ -29,8 +29,8 @@ def create_app(settings: AppSettings | None = None, dispatcher: Dispatcher | Non
     settings = settings or settings_from_environment()
     dispatcher = dispatcher or default_dispatcher(settings)
     if not isolation_available().complete:
-        log.warning("SANDBOX NOT ISOLATED: %s. Set MIGRATION_SAFE_FORKS=refuse-unisolated to skip fork PRs.",
-                    "; ".join(isolation_available().describe(network=False)))
+        log.warning("SANDBOX NOT ISOLATED: %s. Fork PRs %s.", "; ".join(isolation_available().describe(network=False)),
+                    "are refused" if settings.refuse_unisolated_forks else "ARE REVIEWED ANYWAY (MIGRATION_SAFE_FORKS)")
     app = Flask("migration_safe")
     app.config["MAX_CONTENT_LENGTH"] = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 
@@ -76,7 +76,9 @@ def create_app(settings: AppSettings | None = None, dispatcher: Dispatcher | Non
                        "webhook_secret": bool(settings.webhook_secret), "api_url": settings.api_url}
         ok = queue.get("ok", False)
         isolation = isolation_available()
-        sandbox = {"isolated": isolation.complete, "measures": isolation.describe(network=False)}
+        sandbox = {"isolated": isolation.complete, "measures": isolation.describe(network=False),
+                   "fork_pull_requests": "reviewed" if isolation.complete or not settings.refuse_unisolated_forks
+                   else "refused: the sandbox cannot isolate their code"}
         return jsonify(ok=ok, web=True, queue=queue, github=credentials, sandbox=sandbox), 200 if ok else 503
 
     return app

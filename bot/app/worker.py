@@ -76,8 +76,9 @@ class Worker:
         run = publish.find_or_start_check(target)
         if self.refuses(pull):
             publish.fail_check(run, "this pull request comes from a fork, and this service cannot isolate "
-                                    "the code it would run (MIGRATION_SAFE_FORKS=refuse-unisolated; "
-                                    f"sandbox: {'; '.join(isolation_available().describe(network=False))})")
+                                    "the code it would run, so it did not run it: nothing was checked "
+                                    f"(sandbox: {'; '.join(isolation_available().describe(network=False))}; "
+                                    "install bubblewrap, or set MIGRATION_SAFE_FORKS=review-unisolated)")
             return None
         try:
             reviewed = self.review(job, repo, pull)

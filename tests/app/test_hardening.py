@@ -142,14 +142,17 @@ def test_fork_pr_is_reviewed_from_the_pull_request_event(app_harness, tmp_path):
     assert len(summaries(h)) == 1 and len(h.fake.reviews("acme", "shop", 1)) == 1
 
 
-def test_fork_pr_is_refused_when_policy_says_so_and_isolation_is_missing(app_harness, tmp_path, monkeypatch):
+def test_fork_pr_is_refused_by_default_when_isolation_is_missing(app_harness, tmp_path, monkeypatch):
+    """No bubblewrap (or no root): the default policy runs no fork code, and both the check run and
+    /healthz say so."""
     h = app_harness
-    monkeypatch.setenv("MIGRATION_SAFE_FORKS", "refuse-unisolated")
     monkeypatch.setenv("MIGRATION_SAFE_NO_ISOLATION", "1")
     from migration_safe.engine import isolation
 
     isolation.available.cache_clear()
     try:
+        health = requests.get(f"{h.url}/healthz", timeout=5).json()["sandbox"]
+        assert health["isolated"] is False and health["fork_pull_requests"].startswith("refused")
         fork = GitProject(tmp_path / "fork")
         subprocess.run(["git", "clone", "-q", str(h.project.root), str(fork.root)], check=True)
         fork.git("checkout", "-q", "-b", "nickname")
@@ -161,6 +164,7 @@ def test_fork_pr_is_refused_when_policy_says_so_and_isolation_is_missing(app_har
         h.work()
         [run] = runs_of(h, head)
         assert run["conclusion"] == "failure" and "cannot isolate" in run["output"]["summary"]
+        assert "nothing was checked" in run["output"]["summary"]
         assert not h.fake.find_requests(path=r"^/acme/shop\.git/")  # nothing fetched, nothing run
     finally:
         isolation.available.cache_clear()

@@ -154,3 +154,15 @@ def test_worker_needs_valid_settings(env, tmp_path):
     del env["GITHUB_WEBHOOK_SECRET"]
     done = run_cli("worker", env, tmp_path)
     assert done.returncode == 2 and "GITHUB_WEBHOOK_SECRET" in done.stderr
+
+
+@pytest.mark.parametrize("value, refused", [(None, True), ("refuse-unisolated", True), ("review-unisolated", False)])
+def test_fork_code_runs_unisolated_only_when_the_operator_says_so(env, value, refused):
+    if value:
+        env["MIGRATION_SAFE_FORKS"] = value
+    assert settings_from_environment(env).refuse_unisolated_forks is refused
+
+
+def test_an_unknown_fork_policy_stops_start_up(env):
+    env["MIGRATION_SAFE_FORKS"] = "review"
+    assert "MIGRATION_SAFE_FORKS must be refuse-unisolated (the default) or review-unisolated" in error_for(env)
