@@ -10,6 +10,8 @@ import pytest
 from migration_safe.app.publish import conclusion
 from migration_safe.cli import main
 from migration_safe.engine.model import Severity
+from migration_safe.report import markdown
+from migration_safe_rules import catalogue
 
 from .harness import configure, finding, findings, line_of, migration, review, source, verdict
 
@@ -34,6 +36,12 @@ def test_an_unchecked_migration_blocks_with_the_reason(shop, capsys):
     assert found.message.endswith("It blocks until the review gets its SQL.")
     assert verdict(result, "0002_age").sql_status == "unavailable"
     assert conclusion(result) == "failure"  # never `neutral`, which GitHub counts as passing
+    # the summary comment and the check run's summary: blocking, with what was not checked and why
+    summary = markdown.summary(result, rules=catalogue())
+    blocking = summary.split("### Blocking")[1].split("###")[0]
+    assert "MS002" in blocking and "The database side of this migration was not checked" in blocking
+    assert "No module named 'missing'" in blocking
+    assert "the database side (locks, rewrites, scans) was not checked" in summary
     # the CLI exits 1 and its text says plainly what was not checked, and why
     assert main(["check", "--repo", str(shop.root), "--base", shop.base, "--no-sql"]) == 1
     out = capsys.readouterr().out
