@@ -801,10 +801,13 @@ BEGIN
     EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', r.nspname);
   END LOOP;
   FOR r IN SELECT relname, relkind FROM pg_class WHERE relnamespace = 'public'::regnamespace
-           AND relkind IN ('r', 'p', 'v', 'm', 'S', 'f') LOOP
+           AND relkind IN ('r', 'p', 'v', 'm', 'f') LOOP
     EXECUTE format('DROP %s IF EXISTS public.%I CASCADE', CASE r.relkind WHEN 'v' THEN 'VIEW'
-      WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE'
-      ELSE 'TABLE' END, r.relname);
+      WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.relname);
+  END LOOP;
+  -- after the tables: the sequences of their identity columns went with them
+  FOR r IN SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'S' LOOP
+    EXECUTE format('DROP SEQUENCE IF EXISTS public.%I CASCADE', r.relname);
   END LOOP;
   FOR r IN SELECT oid::regprocedure AS fn, prokind FROM pg_proc
            WHERE pronamespace = 'public'::regnamespace LOOP
@@ -1392,15 +1395,17 @@ def review(request):
         answer["timings"]["schema"] = round(time.monotonic() - started, 3)
 
     outcome = None
+    fast_failed = None
     if needed is not None:
         outcome = fast_review(connection, loaded, migrations, needed, relations, (runsql, trace, built))
         if isinstance(outcome, str):  # the speed-up must never cost a review its SQL
-            answer["pre_state"].append(f"the minimal pre-state failed ({outcome}); reviewed on the full one")
+            fast_failed, outcome = outcome, None
             answer["schema_models"] = None
             reset_schema(connection)
-            outcome = None
     if outcome is None:
         outcome = full_review(connection, loaded, migrations, (runsql, trace, built), answer["pre_state"])
+        if fast_failed and not any(out["error"] for out in outcome[0]):  # else the migration's own error
+            answer["pre_state"].insert(0, f"the minimal pre-state failed ({fast_failed}); reviewed on the full one")
     answer["migrations"], problems = outcome
     answer["pre_state"].extend(problems)
     answer["timings"]["total"] = round(time.monotonic() - started, 3)
