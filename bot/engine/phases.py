@@ -61,10 +61,11 @@ class Placement:
                        if a.action == "drop_constraint"}
             steps = own_steps(operation.statements)
             phases = [self.statement(s, readded) for s in steps]
-            if operation.type in DROPS_UNIQUE_RULES:
-                # a UniqueConstraint with a condition, expressions or INCLUDE is a unique index: dropping
-                # it relaxes a rule, as DROP CONSTRAINT does
-                phases = [PRE if s.kind is StatementKind.DROP_INDEX else p for s, p in zip(steps, phases)]
+            # A UniqueConstraint with a condition, expressions or INCLUDE is a unique index: dropping it
+            # relaxes a rule, as DROP CONSTRAINT does. So is the LIKE index Django drops with `unique`.
+            phases = [PRE if s.kind is StatementKind.DROP_INDEX and (
+                operation.type in DROPS_UNIQUE_RULES or _like_index_of_dropped_rule(s, operation.statements))
+                else p for s, p in zip(steps, phases)]
             phases = [p for p in phases if p is not None]
             if dropped_defaults(operation.statements, tables_before or {}):
                 phases.append(POST)  # old code leaves the column to its default: only new code may run
@@ -126,6 +127,14 @@ class Placement:
     def _large(self, operation: Operation) -> bool:
         table = operation.facts.get("table")
         return bool(table) and self.config.is_large(table)
+
+
+def _like_index_of_dropped_rule(drop: Statement, statements: list[Statement]) -> bool:
+    """Django's `<table>_<column>_<hash>_like` index, dropped with a constraint of its table (an
+    AlterField from unique=True drops both): it served the unique column, and goes with its rule."""
+    tables = {lock.table for lock in drop.locks if lock.kind == "index" and lock.table}
+    return (drop.index_name or "").endswith("_like") and any(
+        a.action == "drop_constraint" and s.table in tables for s in statements for a in s.actions)
 
 
 def own_steps(statements: list[Statement]) -> list[Statement]:
