@@ -92,7 +92,8 @@ def reachable_database(database: dict, workdir: Path, isolation: Isolation, stac
     host = database.get("host") or "localhost"
     if host.startswith("/"):
         return database
-    folder = stack.enter_context(relay(host, database.get("port") or 5432, workdir, isolation.uid, isolation.gid))
+    folder = stack.enter_context(relay(host, database.get("port") or 5432, database["user"], database["name"],
+                                       workdir, isolation.uid, isolation.gid))
     return {**database, "host": folder}
 
 

@@ -379,8 +379,32 @@ def test_what_the_child_leaves_is_never_followed_and_nothing_outlives_it(shop, r
     assert "ROOT-ONLY-MARKER" not in json_report.render(review)
 
 
+EXTERNAL = os.environ.get("MIGRATION_SAFE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def external_server_or_skip() -> str:
+    import psycopg
+
+    try:
+        with psycopg.connect(EXTERNAL, connect_timeout=3) as conn:
+            if conn.execute("SELECT rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
+                return EXTERNAL
+    except psycopg.Error:
+        pass
+    pytest.skip(f"no PostgreSQL that may create roles at {EXTERNAL}")
+
+
 @needs_isolation
-def test_the_superuser_and_other_databases_are_out_of_reach(shop):
+@pytest.mark.parametrize("server", ["embedded", "external"])
+def test_the_superuser_and_other_databases_are_out_of_reach(shop, server, monkeypatch):
+    """On the embedded server the superuser is peer-only; on an external one (here, a server that
+    trusts local connections, the worst case) the relay lets the child speak only as its own role."""
+    import psycopg
+
+    from migration_safe.engine.database import server_from_environment
+
+    if server == "external":
+        monkeypatch.setenv("MIGRATION_SAFE_DATABASE_URL", external_server_or_skip())
     review, migration = hostile(shop, '''
         import psycopg
         from django.db import connection
@@ -388,22 +412,24 @@ def test_the_superuser_and_other_databases_are_out_of_reach(shop):
         found = ["role=" + mine["USER"]]
         for user, password, database in [("postgres", None, "postgres"), ("postgres", mine["PASSWORD"], "postgres"),
                                          (mine["USER"], mine["PASSWORD"], "postgres"),
-                                         (mine["USER"], mine["PASSWORD"], "template1")]:
+                                         (mine["USER"], mine["PASSWORD"], "template1"),
+                                         ("postgres", None, mine["NAME"])]:
             try:
                 psycopg.connect(host=mine["HOST"], port=mine["PORT"] or None, user=user, password=password,
-                                dbname=database).close()
+                                dbname=database, connect_timeout=5).close()
                 found.append(f"{user}@{database} CONNECTED")
             except psycopg.Error as exc:
                 found.append(f"{user}@{database} refused")
         raise RuntimeError("PROBE " + " | ".join(found))
     ''')
     error = migration.sql_error
-    assert "PROBE" in error and "CONNECTED" not in error and error.count(" refused") == 4
+    assert "PROBE" in error and "CONNECTED" not in error and error.count(" refused") == 5
     role = error.split("role=")[1].split(" ")[0]
-    from migration_safe.engine.database import embedded_server
-
-    with embedded_server().connect() as conn:  # the review's role is gone with it
+    with server_from_environment().connect() as conn:  # the review's role is gone with it
         assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,)).fetchone()[0] == 0
+    if server == "external":  # what the relay refused is what this server would have granted
+        with psycopg.connect(EXTERNAL) as conn:
+            assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
 
 
 @needs_isolation
