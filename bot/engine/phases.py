@@ -57,20 +57,25 @@ class Placement:
         if operation.type == "RunPython":
             return DEFERRED
         if sql_known:
-            readded = {(s.table, a.constraint) for s in operation.statements for a in s.actions
-                       if a.action == "drop_constraint"}
-            steps = own_steps(operation.statements)
-            phases = [self.statement(s, readded) for s in steps]
-            # A UniqueConstraint with a condition, expressions or INCLUDE is a unique index: dropping it
-            # relaxes a rule, as DROP CONSTRAINT does. So is the LIKE index Django drops with `unique`.
-            phases = [PRE if s.kind is StatementKind.DROP_INDEX and (
-                operation.type in DROPS_UNIQUE_RULES or _like_index_of_dropped_rule(s, operation.statements))
-                else p for s, p in zip(steps, phases)]
-            phases = [p for p in phases if p is not None]
-            if dropped_defaults(operation.statements, tables_before or {}):
-                phases.append(POST)  # old code leaves the column to its default: only new code may run
-            return latest(phases) if phases else PRE
+            return self._from_sql(operation, tables_before or {})
         return self.static(operation)
+
+    def _from_sql(self, operation: Operation, tables_before: dict[str, TableInfo]) -> Phase:
+        readded = {(s.table, a.constraint) for s in operation.statements for a in s.actions
+                   if a.action == "drop_constraint"}
+        phases = [self._step(s, operation, readded) for s in own_steps(operation.statements)]
+        phases = [p for p in phases if p is not None]
+        if dropped_defaults(operation.statements, tables_before):
+            phases.append(POST)  # old code leaves the column to its default: only new code may run
+        return latest(phases) if phases else PRE
+
+    def _step(self, statement: Statement, operation: Operation, readded) -> Phase | None:
+        # A UniqueConstraint with a condition, expressions or INCLUDE is a unique index: dropping it
+        # relaxes a rule, as DROP CONSTRAINT does. So is the LIKE index Django drops with `unique`.
+        if statement.kind is StatementKind.DROP_INDEX and (
+                operation.type in DROPS_UNIQUE_RULES or _like_index_of_dropped_rule(statement, operation.statements)):
+            return PRE
+        return self.statement(statement, readded)
 
     def statement(self, statement: Statement, readded: set[tuple[str | None, str | None]] = frozenset()
                   ) -> Phase | None:
