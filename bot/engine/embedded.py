@@ -32,6 +32,7 @@ START_SECONDS = 60
 
 class ReviewServer(PostgresServer):
     sockets: Path  # set by `start`: the package calls our methods from its constructor
+    reconfigured = False  # the authentication files were just written
 
     def ensure_pgdata_inited(self) -> None:
         owner = server_owner(self.system_user)
@@ -43,8 +44,8 @@ class ReviewServer(PostgresServer):
         if not (self.pgdata / "PG_VERSION").exists():
             initdb(["--auth=reject", "--encoding=utf8", "-U", self.postgres_user], pgdata=self.pgdata,
                    **run_as(owner))
-        write_if_changed(self.pgdata / "pg_hba.conf", HBA, owner)
-        write_if_changed(self.pgdata / "pg_ident.conf", ident_map(owner), owner)
+        self.reconfigured = any([write_if_changed(self.pgdata / "pg_hba.conf", HBA, owner),
+                                 write_if_changed(self.pgdata / "pg_ident.conf", ident_map(owner), owner)])
 
     def ensure_postgres_running(self) -> None:
         owner = server_owner(self.system_user)
@@ -52,7 +53,8 @@ class ReviewServer(PostgresServer):
         running = PostmasterInfo.read_from_pgdata(self.pgdata)
         if running is not None and running.is_running():
             if running.socket_dir == self.sockets:
-                pg_ctl(["reload"], pgdata=self.pgdata, **run_as(owner))  # the HBA may have just changed
+                if self.reconfigured:  # an older version's authentication: ours from now on
+                    pg_ctl(["reload"], pgdata=self.pgdata, **run_as(owner))
                 self._postmaster_info = running
                 return
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, **run_as(owner))  # an older start
@@ -93,13 +95,14 @@ def ident_map(owner: tuple[int, int] | None) -> str:
     return "".join(f"admins {user} postgres\n" for user in users)
 
 
-def write_if_changed(path: Path, text: str, owner: tuple[int, int] | None) -> None:
+def write_if_changed(path: Path, text: str, owner: tuple[int, int] | None) -> bool:
     if path.exists() and path.read_text() == text:
-        return
+        return False
     path.write_text(text)
     if owner:
         os.chown(path, *owner)
     os.chmod(path, 0o600)
+    return True
 
 
 def prepare_sockets(folder: Path, owner: tuple[int, int] | None) -> None:
