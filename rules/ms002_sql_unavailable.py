@@ -31,8 +31,9 @@ RULE = Rule(
         "SQL, locks and rewrites. When the project does not import or times out, only the file's text "
         "is reviewed, and anything that depends on the SQL (a rewrite, a scan, a lock) can be missed: "
         "a passing check would mean \"could not look\". So the migration blocks, unless every operation "
-        "is one the file settles for certain: CreateModel; AddField of a nullable plain field (no index, "
-        "unique, CHECK or db_default); AlterModelOptions, AlterModelManagers; any operation on a model "
+        "is one the file settles for certain: CreateModel; AddField of a nullable plain Django field "
+        "(`models.CharField(null=True)` and the like: no index, unique, CHECK, db_default or "
+        "db_collation); AlterModelOptions, AlterModelManagers; any operation on a model "
         "the same change creates except RunSQL and RunPython; SeparateDatabaseAndState whose database "
         "operations are all of these. Then it is a warning.",
     safe_alternative="Make the project importable in the review environment: set `django.settings` and "

@@ -39,7 +39,7 @@ def static_check(ctx: MigrationContext):
             continue  # a table this change creates holds no rows and no old code writes it
         field = operation.parsed.arg("field", position=2)
         call = field_call(field.code) if field else None
-        if call is None or None in call[1] or "ManyToMany" in (call[0] or ""):
+        if call is None or None in call[1] or "ManyToMany" in call[0]:
             continue  # not a field written out (or **kwargs): the file does not say
         keywords = call[1]
         # db_default=None is DEFAULT NULL: no default at all

@@ -87,22 +87,25 @@ def plain_nullable_field(code: str) -> bool:
     if call is None:
         return False
     name, keywords = call
-    if name not in PLAIN_FIELDS or None in keywords or "db_default" in keywords:
-        return False  # **kwargs could say anything; db_default may be volatile or generated
+    if name not in {f"models.{n}" for n in PLAIN_FIELDS} or None in keywords \
+            or keywords.keys() & {"db_default", "db_collation"}:
+        # a class of another module may add anything, **kwargs may say anything, a db_default may be
+        # volatile or generated, a collation may not exist in production
+        return False
     return is_constant(keywords.get("null"), True) and all(
         is_constant(keywords[k], False) for k in INDEXING_KEYWORDS & keywords.keys())
 
 
-def field_call(code: str) -> tuple[str | None, dict[str | None, ast.expr]] | None:
-    """(class name, keyword arguments) of a field written as a call, e.g. `models.IntegerField(null=True)`."""
+def field_call(code: str) -> tuple[str, dict[str | None, ast.expr]] | None:
+    """(callee as written, keyword arguments) of a field written as a call:
+    `models.IntegerField(null=True)` -> ("models.IntegerField", {"null": Constant(True)})."""
     try:
         call = ast.parse(code.strip(), mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     if not isinstance(call, ast.Call):
         return None
-    name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", None)
-    return name, {k.arg: k.value for k in call.keywords}
+    return ast.unparse(call.func), {k.arg: k.value for k in call.keywords}
 
 
 def is_constant(node: ast.expr | None, value) -> bool:

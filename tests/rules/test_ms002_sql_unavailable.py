@@ -58,7 +58,8 @@ def test_operations_the_file_settles_do_not_block(shop):
         migrations.AddField("customer", "nickname", models.CharField(max_length=30, null=True)),
         migrations.AlterModelOptions("product", {"ordering": ["title"]}),
     '''))
-    # each of these needs the database side: a CHECK, an index, a possibly volatile db_default
+    # each of these needs the database side: a CHECK, an index, a possibly volatile db_default, a
+    # field class of the project's own
     migration(shop, "0003_check", source(
         'migrations.AddField("customer", "age", models.PositiveIntegerField(null=True)),',
         after="0002_settled"))
@@ -68,12 +69,15 @@ def test_operations_the_file_settles_do_not_block(shop):
     migration(shop, "0005_db_default", source(
         'migrations.AddField("customer", "ref", models.UUIDField(null=True, db_default=None)),',
         after="0004_index"))
+    migration(shop, "0006_own_class", source(
+        'migrations.AddField("customer", "sku", shop.fields.CharField(max_length=9, null=True)),',
+        after="0005_db_default"))
     result = review(shop, expect_sql=False)
     settled = finding(result, "0002_settled", "MS002")
     assert settled.severity is Severity.WARNING and not settled.blocks
     assert "Every operation is one the file settles for certain" in settled.message
     assert not verdict(result, "0002_settled").blocking
-    for name in ("0003_check", "0004_index", "0005_db_default"):
+    for name in ("0003_check", "0004_index", "0005_db_default", "0006_own_class"):
         assert finding(result, name, "MS002").severity is Severity.ERROR, name
 
 
