@@ -86,6 +86,7 @@ class Mirrors:
             self._fetch(mirror, clone_url, token, pr, base_ref, shas)
             self._check_files(mirror, shas[0])
             tmp = Path(tempfile.mkdtemp(prefix="migration-safe-pr-"))
+            os.chmod(tmp, 0o711)  # a sandbox user without bubblewrap's staging must pass, not list
             tree = tmp / "tree"
             run_git(mirror, ["worktree", "add", "--detach", "--quiet", str(tree), shas[0]], token)
         try:

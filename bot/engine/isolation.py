@@ -81,7 +81,7 @@ class Isolation:
         if not self.complete:
             missing = [] if self.bwrap else ["no working bubblewrap (bwrap)"]
             if self.uid is None:
-                missing.append("not root, so no sandbox user")
+                missing.append("no sandbox user (not root, or isolation turned off)")
             parts.insert(0, "NOT ISOLATED (" + "; ".join(missing) + "): the project's code can read what "
                          "this user can" + ("" if self.bwrap else " and reach the network"))
         return parts

@@ -114,21 +114,22 @@ def review_in(workdir: Path, python: str, request: dict, tree: TreeEntries, limi
                        hidden_files=tuple(os.path.join(root, f) for f in tree.git_files))
     if cache is not None:
         request = {**request, "state_cache": {"entries": [bind.dest for bind in offered], "out": output.dest}}
-    result = run_python_child(python, request, plan, child.dest, limits, isolation)
+    home = "/tmp" if isolation.bwrap else str(out)  # without bubblewrap /tmp is the host's
+    result = run_python_child(python, request, plan, child.dest, home, limits, isolation)
     result.isolated = isolation.complete
     if cache is not None and result.answer and "fatal" not in result.answer and sandbox_is_empty(isolation):
         statecache.keep(cache, out, result.answer)
     return result
 
 
-def run_python_child(python: str, request: dict, plan: SandboxPlan, child: str, limits: Limits,
+def run_python_child(python: str, request: dict, plan: SandboxPlan, child: str, home: str, limits: Limits,
                      isolation: Isolation) -> ChildResult:
     with tempfile.TemporaryFile() as request_file, tempfile.TemporaryFile() as answer_file:
         request_file.write(json.dumps(request).encode())
         request_file.seek(0)
         fds = (request_file.fileno(), answer_file.fileno())
         command = [python, "-I", "-B", child, f"fd:{fds[0]}", f"fd:{fds[1]}"]
-        outcome = execute(command, plan, child_environment(python), limits, isolation, fds)
+        outcome = execute(command, plan, child_environment(python, home), limits, isolation, fds)
         if outcome.start_error:
             return ChildResult(None, f"could not start {python}: {outcome.start_error}",
                                isolation=isolation.describe(plan.network))
@@ -264,7 +265,7 @@ def _session_of(pid: int) -> int | None:
 def child_environment(python: str, home: str = "/tmp") -> dict[str, str]:
     """Built from nothing: the child never inherits the service's secrets."""
     path_dirs = [str(Path(python).parent), "/usr/local/bin", "/usr/bin", "/bin"]
-    return {"PATH": os.pathsep.join(path_dirs), "HOME": home, "TMPDIR": "/tmp",
+    return {"PATH": os.pathsep.join(path_dirs), "HOME": home, "TMPDIR": home,
             "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1"}
 
