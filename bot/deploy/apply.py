@@ -71,8 +71,8 @@ class Applier:
                 return self.executor.apply_migration(state.clone(), migration), retries, None
             except Exception as exc:  # rolled back whole, whatever it was
                 if not self._retry(migration, exc, retries):
-                    return state, retries, (f"{self._failure(exc)}. The migration was rolled back: "
-                                            f"nothing of it is applied.")
+                    return state, retries, (f"{self._failure(exc, retries)}. The migration was rolled "
+                                            f"back: nothing of it is applied.")
                 retries += 1
 
     def _operation_by_operation(self, state: ProjectState, migration: Migration):
@@ -83,14 +83,19 @@ class Applier:
                 for index in range(done, len(operations)):
                     state_done = self._operation(state_done, migration, operations[index])
                     done = index + 1
-                self.executor.record_migration(migration)
-                return state_done, retries, None
             except Exception as exc:
-                failed = operations[done]
-                known = leaves_nothing_half_done(failed)
+                known = leaves_nothing_half_done(operations[done])
                 if not (known and self._retry(migration, exc, retries)):
-                    return state, retries, self._stopped(migration, done, known, exc)
+                    return state, retries, self._stopped(migration, done, known, exc, retries)
                 retries += 1
+                continue
+            try:
+                self.executor.record_migration(migration)
+            except Exception as exc:
+                return state, retries, (f"{self._failure(exc, retries)}. Every operation is applied but "
+                                        f"the migration could not be recorded: record it with `manage.py "
+                                        f"migrate --fake {migration.app_label} {migration.name}`.")
+            return state_done, retries, None
 
     def _operation(self, state: ProjectState, migration: Migration, operation) -> ProjectState:
         if isinstance(operation, postgres_operations.AddIndexConcurrently):
@@ -121,29 +126,32 @@ class Applier:
         self.policy.sleep(delay)
         return True
 
-    def _failure(self, exc: Exception) -> str:
+    def _failure(self, exc: Exception, retries: int) -> str:
         code = locks.sqlstate(exc)
         text = " ".join(str(exc).split()) or type(exc).__name__
         if code == locks.LOCK_NOT_AVAILABLE:
-            return (f"lock timeout after {self.policy.retries} retries ({text}): a long transaction holds "
-                    f"a lock on its table; find it in pg_stat_activity, or run again later")
+            after = f" after {retries} {'retry' if retries == 1 else 'retries'}" if retries else ""
+            return (f"lock timeout{after} ({text}): a long transaction holds a lock it needs; find it "
+                    f"in pg_stat_activity, or run again later")
         if code == locks.QUERY_CANCELED and self.statement_timeout:
             return (f"statement timeout ({text}): a statement ran longer than --statement-timeout "
                     f"{self.statement_timeout:g} s; long-running work belongs to the deferred phase")
         return f"{type(exc).__name__}: {text}"
 
-    def _stopped(self, migration: Migration, done: int, known: bool, exc: Exception) -> str:
+    def _stopped(self, migration: Migration, done: int, known: bool, exc: Exception, retries: int) -> str:
         operations = migration.operations
         failed = f"operation {done + 1} of {len(operations)} ({describe(operations[done])})"
         if done == 0 and known:
-            return f"{self._failure(exc)}. It is not atomic; {failed} failed whole: nothing of it is applied."
+            return (f"{self._failure(exc, retries)}. It is not atomic; {failed} failed whole: nothing of it "
+                    f"is applied.")
         applied = ", ".join(f"{n + 1} ({describe(op)})" for n, op in enumerate(operations[:done]))
-        state = f"operation{'s' if done > 1 else ''} {applied} {'are' if done > 1 else 'is'} applied; " if done else ""
+        state = (f"operation{'s' if done > 1 else ''} {applied} {'are' if done > 1 else 'is'} applied; "
+                 if done else "")
         half = "" if known else " and may be half done: check what it left in the database"
         app, name = migration.app_label, migration.name
-        return (f"{self._failure(exc)}. It is not atomic: {state}{failed} failed{half}. The migration is "
-                f"not recorded as applied, and a new run starts again from operation 1: undo what was "
-                f"applied by hand, or finish the rest by hand and record it with "
+        return (f"{self._failure(exc, retries)}. It is not atomic: {state}{failed} failed{half}. The "
+                f"migration is not recorded as applied, and a new run starts again from operation 1: undo "
+                f"what was applied by hand, or finish the rest by hand and record it with "
                 f"`manage.py migrate --fake {app} {name}`.")
 
 

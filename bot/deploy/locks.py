@@ -49,8 +49,8 @@ def set_timeouts(connection: BaseDatabaseWrapper, lock_timeout: float | None,
 
 def restore_timeouts(connection: BaseDatabaseWrapper, values: tuple[str, str]) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
-                       list(values))
+        cursor.execute("SELECT set_config('lock_timeout', %s, false), "
+                       "set_config('statement_timeout', %s, false)", list(values))
 
 
 def acquire_runner_lock(connection: BaseDatabaseWrapper, wait: float) -> bool:
@@ -91,7 +91,8 @@ def runner_lock_holder(connection: BaseDatabaseWrapper) -> str | None:
         return None
     pid, address, application, since = row
     where = ", ".join(str(part) for part in (address, application) if part)
-    return f"backend pid {pid}" + (f" ({where})" if where else "") + (f", connected since {since:%Y-%m-%d %H:%M:%S %Z}" if since else "")
+    since_text = f", connected since {since:%Y-%m-%d %H:%M:%S %Z}" if since else ""
+    return f"backend pid {pid}" + (f" ({where})" if where else "") + since_text
 
 
 def invalid_index(connection: BaseDatabaseWrapper, name: str) -> tuple[str, str, bool] | None:

@@ -119,7 +119,8 @@ def _apply(options: Options, executor: MigrationExecutor, plan: Plan, migrations
             if not applied.ok:
                 done = sum(s.status == "applied" for s in steps)
                 return Result(options, "failed", 1, plan, steps,
-                              f"stopped at {step.pending.label}; {done} of {len(steps)} applied before it")
+                              f"stopped at {step.pending.label}: {done} applied before it, "
+                              f"{len(steps) - done - 1} not run")
     finally:
         locks.restore_timeouts(connection, previous)
     emit_post_migrate_signal(verbosity, False, connection.alias, apps=state.clone().apps,

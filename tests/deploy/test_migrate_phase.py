@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -47,15 +48,6 @@ class Migration(migrations.Migration):
     deploy_phase = "pre-deploy"
     dependencies = [("shop", "0001_initial")]
     operations = [AddIndexConcurrently("product", models.Index(fields=["name"], name="product_name_idx"))]
-'''
-
-SLOW_PRE_DEPLOY = '''
-from django.db import migrations
-
-
-class Migration(migrations.Migration):
-    dependencies = [("shop", "0001_initial")]
-    operations = [migrations.RunSQL("SELECT pg_sleep(3)")]
 '''
 
 FAST = ["--lock-timeout", "0.2", "--backoff", "0.1"]
@@ -172,17 +164,31 @@ def hold(project, sql: str, ready: threading.Event, release: threading.Event) ->
     return thread
 
 
+def run_releasing(project, release: threading.Event, *args: str) -> tuple[int, str]:
+    """Run migrate_phase; release the other session's lock once the runner has timed out on it."""
+    runner = project.start(*args)
+    lines = []
+    for line in runner.stdout:
+        lines.append(line)
+        if "lock timeout in" in line:
+            release.set()
+    runner.wait(60)
+    lines.append(runner.stderr.read())
+    runner.stdout.close()
+    runner.stderr.close()
+    return runner.returncode, "".join(lines)
+
+
 def test_a_lock_timeout_is_retried_and_succeeds_once_the_lock_is_released(project):
     project.run("pre-deploy")
     project.migration("0002_price", ADD_PRICE)
     ready, release = threading.Event(), threading.Event()
     holder = hold(project, "SELECT count(*) FROM shop_product", ready, release)  # ACCESS SHARE
-    threading.Timer(2.0, release.set).start()
-    done = project.run("pre-deploy", *FAST, "--retries", "30", "--format", "json")
+    code, text = run_releasing(project, release, "pre-deploy", *FAST, "--retries", "30")
     holder.join(10)
-    assert done.returncode == 0, output(done)
-    [step] = report(done)["migrations"]
-    assert step["status"] == "applied" and step["retries"] >= 1
+    assert code == 0, text
+    assert "lock timeout in shop.0002_price; retry 1 of 30" in text
+    assert re.search(r"^applied     pre-deploy  shop.0002_price  [0-9.]+ s  [1-9][0-9]* retr", text, re.M)
     assert "price" in project.columns("shop_product")
     assert project.applied() == ["shop.0001_initial", "shop.0002_price"]
 
@@ -206,42 +212,63 @@ def test_a_lock_never_released_gives_up_after_the_retries_and_leaves_the_migrati
 
 
 def test_two_runners_started_at_once_apply_each_migration_once(project):
-    project.migration("0002_slow", SLOW_PRE_DEPLOY)
-    runners = [project.start("pre-deploy", "--wait-for-lock", "60", "--format", "json") for _ in range(2)]
-    results = [(runner.wait(120), json.loads(runner.stdout.read())) for runner in runners]
-    for runner in runners:
-        runner.stdout.close()
-        runner.stderr.close()
-    assert [code for code, _ in results] == [0, 0]
-    outcomes = sorted(result["outcome"] for _, result in results)
-    assert outcomes == ["done", "nothing to do"]
-    assert project.applied() == ["shop.0001_initial", "shop.0002_slow"]  # once each
+    project.run("pre-deploy")
+    project.migration("0002_price", ADD_PRICE)
+    ready, release = threading.Event(), threading.Event()
+    holder = hold(project, "SELECT count(*) FROM shop_product", ready, release)  # keeps the winner busy
+    runners = [project.start("pre-deploy", "--wait-for-lock", "60", "--lock-timeout", "30", "--format", "json")
+               for _ in range(2)]
+    try:
+        wait_for(lambda: runner_lock(project) == (1, 1), runners)  # one runs, the other waits for it
+    finally:
+        release.set()
+        holder.join(10)
+    results = [finish(runner) for runner in runners]
+    assert [code for code, _ in results] == [0, 0], results
+    assert sorted(json.loads(text)["outcome"] for _, text in results) == ["done", "nothing to do"]
+    assert project.applied() == ["shop.0001_initial", "shop.0002_price"]  # once each
 
 
 def test_a_second_runner_that_may_not_wait_exits_3(project):
-    project.migration("0002_slow", SLOW_PRE_DEPLOY)
-    first = project.start("pre-deploy")
+    project.run("pre-deploy")
+    project.migration("0002_price", ADD_PRICE)
+    ready, release = threading.Event(), threading.Event()
+    holder = hold(project, "SELECT count(*) FROM shop_product", ready, release)
+    first = project.start("pre-deploy", "--lock-timeout", "30")
     try:
-        deadline = time.monotonic() + 30
-        while not runner_lock_held(project):
-            assert time.monotonic() < deadline and first.poll() is None, "the first runner never locked"
-            time.sleep(0.05)
+        wait_for(lambda: runner_lock(project) == (1, 0), [first])
         second = project.run("pre-deploy")
     finally:
-        first.wait(60)
-        first.stdout.close()
-        first.stderr.close()
+        release.set()
+        holder.join(10)
+    code, text = finish(first)
     assert second.returncode == 3
     assert "another migrate_phase run holds the runner lock on database 'default' (backend pid" \
         in second.stdout
-    assert first.returncode == 0
-    assert project.applied() == ["shop.0001_initial", "shop.0002_slow"]
+    assert "CommandError: migrate_phase pre-deploy: locked" in second.stderr
+    assert code == 0, text
+    assert project.applied() == ["shop.0001_initial", "shop.0002_price"]
 
 
-def runner_lock_held(project) -> bool:
+def runner_lock(project) -> tuple[int, int]:
+    """(sessions holding, sessions waiting for) the runner lock."""
     with project.connect() as conn:
-        return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                            "AND classid = 1836277604 AND objid = 1701866607").fetchone()[0] == 1
+        return conn.execute("SELECT count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) "
+                            "FROM pg_locks WHERE locktype = 'advisory' AND classid = 1836277604 "
+                            "AND objid = 1701866607").fetchone()
+
+
+def wait_for(condition, runners, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        assert all(runner.poll() is None for runner in runners), [finish(r) for r in runners]
+        time.sleep(0.05)
+
+
+def finish(runner) -> tuple[int, str]:
+    stdout, stderr = runner.communicate(timeout=120)
+    return runner.returncode, stdout + stderr
 
 
 def test_an_interrupted_concurrent_index_build_is_dropped_and_built_again(project):
@@ -250,13 +277,11 @@ def test_an_interrupted_concurrent_index_build_is_dropped_and_built_again(projec
     ready, release = threading.Event(), threading.Event()
     # An open writer: CREATE INDEX CONCURRENTLY waits for it, times out, and leaves an INVALID index.
     holder = hold(project, "INSERT INTO shop_product (name) VALUES ('x')", ready, release)
-    threading.Timer(2.0, release.set).start()
-    done = project.run("pre-deploy", *FAST, "--retries", "30")
+    code, text = run_releasing(project, release, "pre-deploy", *FAST, "--retries", "30")
     holder.join(10)
-    assert done.returncode == 0, output(done)
-    assert "lock timeout in shop.0002_index; retry 1 of 30" in done.stdout
-    assert "dropped INVALID index public.product_name_idx, left by an interrupted concurrent build" \
-        in done.stdout
+    assert code == 0, text
+    assert "lock timeout in shop.0002_index; retry 1 of 30" in text
+    assert "dropped INVALID index public.product_name_idx, left by an interrupted concurrent build" in text
     assert index_validity(project, "product_name_idx") == [True]
     assert project.applied() == ["shop.0001_initial", "shop.0002_index"]
 

@@ -56,7 +56,7 @@ class Command(BaseCommand):
                             help="lock_timeout of each statement, seconds (default 2)")
         parser.add_argument("--statement-timeout", type=seconds, default=None,
                             help=f"statement_timeout, seconds; 0 for none (default "
-                                 f"{DEPLOY_STATEMENT_TIMEOUT:g} in pre-deploy and post-deploy, none in deferred)")
+                                 f"{DEPLOY_STATEMENT_TIMEOUT:g} before and after the deploy, none in deferred)")
         parser.add_argument("--retries", type=count, default=10,
                             help="retries of a migration that hit the lock timeout (default 10)")
         parser.add_argument("--backoff", type=seconds, default=1.0,
