@@ -1391,6 +1391,7 @@ def review(request):
     except Exception:  # an odd operation or relation: the full schema is always right
         needed = None
     answer["schema_models"] = None if needed is None else len(needed)
+
     def built():
         answer["timings"]["schema"] = round(time.monotonic() - started, 3)
 
