@@ -230,7 +230,26 @@ ADDITIVE = {"AddField", "AddIndex", "AddConstraint", "AddIndexConcurrently", "Sa
 
 
 def _changed_model(operation: Operation) -> str:
-    return "" if operation.type in ADDITIVE else _model(operation)
+    return "" if operation.type in ADDITIVE or _additive_sql(operation) else _model(operation)
+
+
+def _additive_sql(operation: Operation) -> bool:
+    """A RunSQL that only builds indexes, adds plain columns or changes rows: it changes no column an
+    index build relies on."""
+    if operation.type != "RunSQL":
+        return False
+    statements = operation.statements
+    if not statements and operation.parsed is not None:
+        sql = operation.parsed.arg("sql", position=0)
+        text = sql.literal() if sql else None
+        texts = [text] if isinstance(text, str) else text if isinstance(text, list) else None
+        if texts is None or not all(isinstance(t, str) for t in texts):
+            return False
+        statements = [s for t in texts for s in analyse_all(t)]
+    return bool(statements) and all(
+        s.kind in (StatementKind.CREATE_INDEX, StatementKind.DML, StatementKind.TRANSACTION)
+        or (s.kind is StatementKind.ALTER_TABLE and all(a.action == "add_column" for a in s.actions))
+        for s in statements)
 
 
 def _model(operation: Operation) -> str:

@@ -19,13 +19,20 @@ from typing import Callable, Iterable
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
+from pglast import ast as pg_ast
+from pglast import parse_sql
+from pglast.enums import ConstrType
+from pglast.stream import RawStream
 
+from migration_safe.config import Config
 from migration_safe.engine.fixes import apply_suggestion, closing_like, rename_default, validate_migration
 from migration_safe.engine.model import (
     MigrationFile, MigrationVerdict, Operation, ParsedOperation, Phase, Review, StatementKind,
 )
 from migration_safe.engine.models_rewrite import ModelChange, app_folder
+from migration_safe.engine.phases import Placement
 from migration_safe.engine.split import PartNames
+from migration_safe.engine.sql import analyse_all
 
 NESTED = 8  # columns an operation moves right when it goes into SeparateDatabaseAndState([...])
 _PG_NAME = 63  # PostgreSQL truncates identifiers longer than this
@@ -599,6 +606,94 @@ def restore_column(operation: Operation) -> str | None:
     return f"ALTER TABLE {quote(table)} ADD COLUMN {quote(before['column'])} {before['db_type']} NULL"
 
 
+# ---------------------------------------------------------------- MS107: a CHECK written inline with ADD COLUMN
+
+
+def inline_check_rewrite(source: str, index: int,
+                         operation: Operation) -> tuple[str, list[str], list[str]] | None:
+    """(the AddField's lines, the VALIDATE statements, the SQL it runs now): ADD COLUMN without its inline CHECK, the CHECK
+    added NOT VALID under the name PostgreSQL gives an inline one (<table>_<column>_check), Django's
+    state unchanged. Validating scans the table, so it comes later, deferred."""
+    sql, validate, reverse = [], [], []
+    for statement in operation.statements:
+        split = _without_inline_checks(statement)
+        if split is None:
+            return None
+        sql += split[0]
+        validate += split[1]
+        reverse += split[2]
+    site = find_site(source, index)
+    if not validate or site is None or not site.prefix:
+        return None
+    database = run_sql(site.prefix, site.indent + " " * NESTED, sql, list(reversed(reverse)))
+    expression = separate(site, [
+        "The column's CHECK, written inline, would be verified against every row under ACCESS EXCLUSIVE:",
+        "it is added NOT VALID (new rows obey it at once) and validated later, deferred.",
+    ], [database], [nest(site.call)])
+    text = valid_after(source, site, site.lines(expression))
+    return (text, validate, sql) if text else None
+
+
+def _without_inline_checks(statement) -> tuple[list[str], list[str], list[str]] | None:
+    """(forward SQL, VALIDATE statements, reverse SQL) for one statement; None if it cannot be split."""
+    text = statement.sql.strip().rstrip(";")
+    inline = [a for a in statement.actions if a.action == "add_constraint" and a.constraint_type == "check"
+              and a.constraint is None and a.column]
+    if not inline:
+        return [text], [], []
+    try:
+        tree = parse_sql(text)[0].stmt
+    except Exception:  # noqa: BLE001 - pglast's errors vary; the analysis read it, so rarely
+        return None
+    if not isinstance(tree, pg_ast.AlterTableStmt) or len(tree.cmds) != 1 or not statement.table:
+        return None
+    column_def = tree.cmds[0].def_
+    checks = [c for c in column_def.constraints or () if c.contype == ConstrType.CONSTR_CHECK]
+    if len(checks) != 1 or checks[0].conname or checks[0].skip_validation:
+        return None
+    name = f"{statement.table}_{column_def.colname}_check"
+    if len(name) > _PG_NAME:
+        return None  # PostgreSQL would shorten it its own way: not ours to guess
+    expression = RawStream()(checks[0].raw_expr)
+    column_def.constraints = tuple(c for c in column_def.constraints if c is not checks[0])
+    table = quote(statement.table)
+    return ([RawStream()(tree), f"ALTER TABLE {table} ADD CONSTRAINT {quote(name)} CHECK ({expression}) NOT VALID"],
+            [f"ALTER TABLE {table} VALIDATE CONSTRAINT {quote(name)}"],
+            [f"ALTER TABLE {table} DROP COLUMN {quote(column_def.colname)}"])
+
+
+# ---------------------------------------------------------------- MS118: schema and data in one RunSQL
+
+
+def data_split(source: str, index: int, operation: Operation) -> tuple[str, list[str]] | None:
+    """(the RunSQL's lines with its schema statements only, its data statements): the data change goes
+    to a deferred migration of its own, so no row is changed under the schema change's lock."""
+    statements = [s for s in operation.statements if s.kind is not StatementKind.TRANSACTION]
+    kinds = [s.kind is StatementKind.DML for s in statements]
+    if not any(kinds) or all(kinds) or kinds != sorted(kinds):
+        return None  # the data change must come after all the schema changes, as it will
+    reverse = operation.parsed.arg("reverse_sql", position=1) if operation.parsed else None
+    undo = reverse.literal() if reverse is not None else None
+    if reverse is not None and not reverse.code.endswith("RunSQL.noop") and not isinstance(undo, (str, list)):
+        return None
+    site = find_site(source, index)
+    if site is None or not site.prefix:
+        return None
+    schema = [s.sql.strip().rstrip(";") for s in statements if s.kind is not StatementKind.DML]
+    data = [s.sql.strip().rstrip(";") for s in statements if s.kind is StatementKind.DML]
+    undo = [undo] if isinstance(undo, str) else undo
+    expression = run_sql(site.prefix, site.indent, schema, undo or None,
+                         None if undo else "the data change, in its own migration, undoes nothing")
+    text = valid_after(source, site, site.lines(expression))
+    return (text, data) if text else None
+
+
+def data_part(name: str, statements: list[str]) -> NewPart:
+    return NewPart.of(name, Phase.DEFERRED, "Rows changed apart from the schema change: no ACCESS EXCLUSIVE "
+                      "lock is held while they change.",
+                      run_sql("migrations.", " " * NESTED, statements, None))
+
+
 # ---------------------------------------------------------------- the plan for `migration-safe fix`
 
 
@@ -645,6 +740,9 @@ def plan_recipe(verdict: MigrationVerdict, source: str, review: Review, names: P
     if not recipe.moved:
         _removals(verdict, recipe, files, names)
     defaults = _defaults(verdict, recipe, files, review) if not recipe.moved else []
+    if not recipe.moved:
+        _inline_checks(verdict, recipe, names)
+        _data_splits(verdict, recipe, names)
     name, path = verdict.file.name, verdict.file.path
     not_null = [verdict.operations[f.operation_index] for f in verdict.findings
                 if f.rule == "MS106" and f.suggestion is not None and f.operation_index is not None]
@@ -699,6 +797,77 @@ def _defaults(verdict: MigrationVerdict, recipe: Recipe, files: list[MigrationFi
                                          change.default_code, "default"))
         done.append(change)
     return done
+
+
+def _inline_checks(verdict: MigrationVerdict, recipe: Recipe, names: PartNames) -> None:
+    validate: list[str] = []
+    later = names(verdict.file.name, "validate_checks")
+    for operation in _blocked_by(verdict, "MS107"):
+        if operation.type != "AddField" or operation.index in recipe.fixed:
+            continue
+        if _suggested(verdict, operation):
+            recipe.declined[operation.index] = ("another finding's rewrite of this operation comes first: run "
+                                                "`migration-safe fix` again on the result")
+            continue
+        rewrite = inline_check_rewrite(recipe.source, operation.index, operation)
+        if rewrite is None:
+            recipe.declined[operation.index] = ("the CHECK is named, or its statement is more than ADD COLUMN, "
+                                                "or its name would be longer than PostgreSQL keeps")
+            continue
+        site = find_site(recipe.source, operation.index)
+        recipe.source = apply_suggestion(recipe.source, site.line, site.end_line, rewrite[0])
+        recipe.phases[operation.index] = phase_of(analyse_all(";\n".join(rewrite[2])))
+        recipe.fixed.append(operation.index)
+        validate += rewrite[1]
+        recipe.done.append(f"{verdict.file.path}:{operation.line} {operation.description}: the column's CHECK "
+                           f"added NOT VALID, validated in {later} (deferred)")
+    if validate:
+        recipe.parts.append(NewPart(later, Phase.DEFERRED, partial(_validate_text, validate)))
+
+
+def _validate_text(statements: list[str], app_label: str, depends_on: str) -> str:
+    return validate_migration(app_label, depends_on, statements)
+
+
+def _data_splits(verdict: MigrationVerdict, recipe: Recipe, names: PartNames) -> None:
+    data: list[str] = []
+    later = names(verdict.file.name, "data")
+    for operation in _blocked_by(verdict, "MS118"):
+        if operation.type != "RunSQL" or operation.index in recipe.fixed or _suggested(verdict, operation):
+            continue
+        split = data_split(recipe.source, operation.index, operation)
+        if split is None:
+            recipe.declined[operation.index] = ("the RunSQL changes rows before a schema change, or its SQL "
+                                                "or reverse_sql is not written as literals")
+            continue
+        site = find_site(recipe.source, operation.index)
+        recipe.source = apply_suggestion(recipe.source, site.line, site.end_line, split[0])
+        recipe.phases[operation.index] = phase_of([s for s in operation.statements
+                                                   if s.kind not in (StatementKind.DML, StatementKind.TRANSACTION)])
+        recipe.fixed.append(operation.index)
+        data += split[1]
+        recipe.done.append(f"{verdict.file.path}:{operation.line} {operation.description}: the schema change "
+                           f"stays, the rows change in {later} (deferred)")
+    if data:
+        recipe.parts.append(data_part(later, data))
+
+
+def _suggested(verdict: MigrationVerdict, operation: Operation) -> bool:
+    return any(f.suggestion is not None and f.operation_index == operation.index for f in verdict.findings)
+
+
+def phase_of(statements: list) -> Phase:
+    """The phase of what a rewritten operation runs, as the review places it: constraints on the
+    columns it adds itself bind no old code."""
+    added = {(s.table, a.column) for s in statements for a in s.actions if a.action == "add_column"}
+    return Placement(Config(), set(), added).operation(
+        Operation(0, "RunSQL", 0, 0, "", statements=statements), sql_known=True)
+
+
+def _blocked_by(verdict: MigrationVerdict, rule: str) -> list[Operation]:
+    indices = sorted({f.operation_index for f in verdict.findings if f.rule == rule and f.blocks
+                      and f.suggestion is None and f.operation_index is not None})
+    return [verdict.operations[i] for i in indices]
 
 
 def _default_refusal(review: Review) -> str | None:

@@ -90,6 +90,33 @@ class Migration(migrations.Migration):
     ]
 '''
 
+INLINE_CHECK = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+
+    operations = [
+        migrations.AddField("order", "rank", models.PositiveIntegerField(db_default=0)),  # never negative
+    ]
+'''
+
+SCHEMA_AND_DATA = '''
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+
+    operations = [
+        migrations.RunSQL(
+            ['ALTER TABLE "shop_customer" ADD COLUMN "score" integer NULL', 'UPDATE "shop_customer" SET "score" = 0'],
+            'ALTER TABLE "shop_customer" DROP COLUMN "score"',
+        ),
+    ]
+'''
+
 LEGACY = "    legacy_code = models.CharField(max_length=20, null=True)\n"
 PRICE = "    price = models.IntegerField()\n"
 CASES = {
@@ -107,6 +134,9 @@ CASES = {
          "        indexes = [models.Index(fields=['quantity'], name='order_quantity_idx')]\n"},
         "0002_nickname", CONCURRENT_AMONG_OTHERS),
     "concurrent_sql": ({}, "0002_email_index", CONCURRENT_SQL),
+    "inline_check": ({"    quantity = models.IntegerField()\n": "    quantity = models.IntegerField()\n"
+                      "    rank = models.PositiveIntegerField(db_default=0)\n"}, "0002_rank", INLINE_CHECK),
+    "schema_and_data": ({}, "0002_score", SCHEMA_AND_DATA),
 }
 
 
@@ -165,8 +195,16 @@ def test_each_fixable_case_is_fixed_in_one_run(shop, capsys, case):
     elif case == "concurrent_among_others":
         assert "AddIndexConcurrently(" not in files["0002_nickname"]
         assert "atomic = False" in files["0003_nickname_concurrent_indexes"]
-    else:
+    elif case == "concurrent_sql":
         assert "atomic = False" in files["0002_email_index"]
+    elif case == "inline_check":
+        assert 'ADD CONSTRAINT "shop_order_rank_check" CHECK (rank >= 0) NOT VALID' in files["0002_rank"]
+        assert "# never negative" in files["0002_rank"]
+        assert 'VALIDATE CONSTRAINT \\"shop_order_rank_check\\"' in files["0003_rank_validate_checks"] or \
+            'VALIDATE CONSTRAINT "shop_order_rank_check"' in files["0003_rank_validate_checks"]
+    else:
+        assert "UPDATE" not in files["0002_score"] and "UPDATE" in files["0003_score_data"]
+        assert verdicts["0003_score_data"].phase.value == "deferred"
 
 
 def models_text(shop) -> str:
@@ -177,8 +215,9 @@ def test_every_fixable_case_at_once(shop, capsys):
     """The cases in one change, one after the other in the app's chain."""
     previous = "0001_initial"
     # in phase order, as a change should be: the parts fix adds must not break it
-    for number, case in enumerate(["db_default", "not_null_with_default", "concurrent_among_others",
-                                   "concurrent_sql", "unique_together"], start=2):
+    for number, case in enumerate(["db_default", "not_null_with_default", "schema_and_data",
+                                   "concurrent_among_others", "concurrent_sql", "inline_check", "unique_together"],
+                                  start=2):
         models, name, body = CASES[case]
         edit_models(shop, models)
         name = f"{number:04d}{name[4:]}"
