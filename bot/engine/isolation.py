@@ -82,8 +82,9 @@ class Isolation:
             missing = [] if self.bwrap else ["no working bubblewrap (bwrap)"]
             if self.uid is None:
                 missing.append("no sandbox user (not root, or isolation turned off)")
-            parts.insert(0, "NOT ISOLATED (" + "; ".join(missing) + "): the project's code can read what "
-                         "this user can" + ("" if self.bwrap else " and reach the network"))
+            harm = ("the project's code runs as this user" if self.bwrap else
+                    "the project's code can read what this user can and reach the network")
+            parts.insert(0, "NOT ISOLATED (" + "; ".join(missing) + "): " + harm)
         return parts
 
     @property
