@@ -151,21 +151,22 @@ def _pending(executor: MigrationExecutor, migration: Migration, declared: dict[s
 
 
 def _phase(migration: Migration) -> PhaseAnswer:
-    path, source = _source(migration)
+    path, source, problem = _source(migration)
     if source is None:
         file = MigrationFile(path=path, name=migration.name, app_label=migration.app_label,
-                             parse_error="no Python source")
+                             parse_error=problem)
     else:
         file = parse_migration(source, path, migration.app_label, migration.name)
     return phase_of(file, [LoadedOperation.of(op) for op in migration.operations],
                     getattr(migration, "deploy_phase", None), _third_party(path))
 
 
-def _source(migration: Migration) -> tuple[str, str | None]:
+def _source(migration: Migration) -> tuple[str, str | None, str | None]:
+    """(path to show, the file's text, why there is none)."""
     module = sys.modules.get(type(migration).__module__)
     filename = getattr(module, "__file__", None)
     if not filename or not filename.endswith(".py"):
-        return filename or type(migration).__module__, None
+        return filename or type(migration).__module__, None, "no Python source"
     path = Path(filename)
     try:
         shown = str(path.relative_to(Path.cwd()))
@@ -174,11 +175,11 @@ def _source(migration: Migration) -> tuple[str, str | None]:
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_MIGRATION_BYTES + 1)
-    except OSError:
-        return shown, None
+    except OSError as exc:
+        return shown, None, exc.strerror or type(exc).__name__
     if len(data) > MAX_MIGRATION_BYTES:
-        return shown, None
-    return shown, data.decode("utf-8", errors="replace")
+        return shown, None, f"larger than {MAX_MIGRATION_BYTES:,} bytes"
+    return shown, data.decode("utf-8", errors="replace"), None
 
 
 def _third_party(path: str) -> bool:

@@ -403,3 +403,38 @@ def shop_permissions(project) -> int:
         return conn.execute("SELECT count(*) FROM auth_permission p JOIN django_content_type t "
                             "ON t.id = p.content_type_id WHERE t.app_label = 'shop' "
                             "AND p.codename = 'add_product'").fetchone()[0]
+
+
+def test_a_non_atomic_migration_resumes_at_the_operation_that_timed_out(project):
+    project.run("pre-deploy")
+    project.migration("0002_table_then_index", '''
+        from django.contrib.postgres.operations import AddIndexConcurrently
+        from django.db import migrations, models
+
+
+        class Migration(migrations.Migration):
+            atomic = False
+            deploy_phase = "pre-deploy"
+            dependencies = [("shop", "0001_initial")]
+            operations = [
+                migrations.RunSQL("CREATE TABLE shop_audit (id bigint)"),
+                AddIndexConcurrently("product", models.Index(fields=["name"], name="product_name_idx")),
+            ]
+    ''')
+    ready, release = threading.Event(), threading.Event()
+    holder = hold(project, "INSERT INTO shop_product (name) VALUES ('x')", ready, release)
+    code, text = run_releasing(project, release, "pre-deploy", *FAST, "--retries", "30")
+    holder.join(10)
+    assert code == 0, text  # run again from operation 1, CREATE TABLE would fail: it exists
+    assert "lock timeout in shop.0002_table_then_index; retry 1 of 30" in text
+    assert index_validity(project, "product_name_idx") == [True]
+    assert project.applied() == ["shop.0001_initial", "shop.0002_table_then_index"]
+
+
+def test_a_migration_file_too_large_to_read_is_refused(project):
+    project.migration("0002_huge", ADD_PRICE + "#" * 2_100_000 + "\n")
+    done = project.run("pre-deploy")
+    assert done.returncode == 1
+    assert "refused     shop.0002_huge: its file could not be read (larger than 2,000,000 bytes); add " \
+           "deploy_phase" in done.stdout
+    assert project.applied() == []
