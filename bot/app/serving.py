@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import socket
 import time
 
@@ -28,7 +27,7 @@ class DeadlineSocket(socket.socket):
 
     def __init__(self, fileno: int) -> None:
         super().__init__(fileno=fileno)
-        self.deadline = time.monotonic() + READ_TIMEOUT
+        self.deadline: float | None = time.monotonic() + READ_TIMEOUT
 
     def setblocking(self, flag: bool) -> None:
         # gthread switches to blocking mode as it starts reading each request: the clock starts.
@@ -39,7 +38,7 @@ class DeadlineSocket(socket.socket):
             super().setblocking(False)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        if self.gettimeout() == 0.0:  # the poller's non-blocking mode: not a request read
+        if self.gettimeout() == 0.0 or self.deadline is None:  # the poller's non-blocking mode, or cut off
             return super().recv(bufsize, flags)
         left = self.deadline - time.monotonic()
         try:
@@ -54,7 +53,7 @@ class DeadlineSocket(socket.socket):
             # rather than keep the connection alive for the rest of the trickle.
             with contextlib.suppress(OSError):
                 self.shutdown(socket.SHUT_RD)
-            self.deadline = math.inf  # the kernel answers every later read at once, and it is said once
+            self.deadline = None  # the kernel answers every later read at once, and it is said once
             return b""
 
     def sendall(self, data, flags: int = 0) -> None:

@@ -89,4 +89,5 @@ def test_slow_clients_neither_starve_healthz_nor_hold_on_forever(service):
     # Cut off by the server within the read timeout (idle ones sooner), never served to the end.
     assert all(c.closed_after is not None and c.closed_after < READ_TIMEOUT + 5 for c in clients), \
         ([round(c.closed_after or -1, 1) for c in clients], service.log.read_text()[-4000:])
-    assert "no complete request within" in service.log.read_text()
+    # One line for each client that began a request and never finished it; the idle ones gthread closes itself.
+    assert service.log.read_text().count("no complete request within") == 8
