@@ -1,4 +1,4 @@
-"""migration-safe command line: check | fix | demo | rules | explain | serve | worker."""
+"""migration-safe command line: check | fix | demo | stats | rules | explain | serve | worker."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from migration_safe.config import ConfigError, load_config
+from migration_safe.engine import stats
 from migration_safe.engine.autofix import plan_fixes
 from migration_safe.engine.concurrent import uses_pg_migration_tools
 from migration_safe.engine.discover import GitError, WORKTREE, git, resolve
@@ -70,7 +71,45 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="print one rule's documentation")
     explain.add_argument("rule", help="rule id, e.g. MS101")
     explain.set_defaults(run=run_explain)
+    add_stats_command(commands)
     return parser
+
+
+STATS_URL_ENV = "MIGRATION_SAFE_STATS_URL"
+
+
+def add_stats_command(commands) -> None:
+    command = commands.add_parser("stats", help="export production's table sizes for `tables.stats`")
+    command.add_argument("--database-url", help=f"the database to read (default: ${STATS_URL_ENV}); "
+                                                "a read replica and a role with CONNECT are enough")
+    command.add_argument("--output", metavar="FILE", help="write the JSON here instead of stdout")
+    command.add_argument("--schema", action="append", metavar="NAME",
+                         help="only this schema's tables (repeatable; default: every schema but PostgreSQL's own)")
+    command.set_defaults(run=run_stats)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    """Sizes only, from the catalogue: the planner's row estimates and each table's bytes."""
+    url = args.database_url or os.environ.get(STATS_URL_ENV)
+    if not url:
+        print(f"migration-safe stats: give --database-url or set ${STATS_URL_ENV}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        sizes = stats.export(url, args.schema)
+    except stats.StatsError as exc:
+        print(f"migration-safe stats: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not sizes:  # a wrong database or schema: an empty file would silently forget every size
+        print("migration-safe stats: no tables found there; nothing written", file=sys.stderr)
+        return EXIT_FAILED
+    if args.output:
+        stats.write(Path(args.output), stats.render(sizes))
+    else:
+        sys.stdout.write(stats.render(sizes))
+    unknown = sorted(name for name, size in sizes.items() if size.rows is None)
+    never = f"; rows unknown (never analyzed: ANALYZE them): {', '.join(unknown)}" if unknown else ""
+    print(f"migration-safe stats: {len(sizes)} tables{never}", file=sys.stderr)
+    return EXIT_OK
 
 
 def add_check_arguments(check: argparse.ArgumentParser) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from migration_safe.engine import confined
+from migration_safe.engine import confined, stats as table_stats
+from migration_safe.engine.model import TableSize
 
 CONFIG_PATH = ".github/migration-safe.yml"
 RULE_ID = re.compile(r"^MS\d{3}$")
@@ -37,7 +38,9 @@ class Config:
     lock_timeout_managed: bool = False
     large_tables: set[str] = field(default_factory=set)
     table_rows: dict[str, int] = field(default_factory=dict)
+    table_bytes: dict[str, int] = field(default_factory=dict)  # with indexes and TOAST
     small_rows: int = 10_000
+    large_rows: int | None = None  # None: 100 × small_rows
     disabled_rules: set[str] = field(default_factory=set)
     severity: dict[str, str] = field(default_factory=dict)
     ignore_paths: list[str] = field(default_factory=list)
@@ -47,12 +50,20 @@ class Config:
 
     def is_large(self, table: str) -> bool:
         """Long-running work on it must be deferred (listed, or known to be big)."""
-        return table in self.large_tables or self.table_rows.get(table, 0) >= 100 * self.small_rows
+        threshold = self.large_rows if self.large_rows is not None else 100 * self.small_rows
+        rows = self.table_rows.get(table)
+        return table in self.large_tables or (rows is not None and rows >= threshold)
 
     def is_small(self, table: str) -> bool:
         """Known from production stats to be small enough that a short lock does little harm."""
         rows = self.table_rows.get(table)
         return rows is not None and rows < self.small_rows and table not in self.large_tables
+
+    def table_size(self, table: str) -> TableSize | None:
+        """What the stats file says of the table, if anything."""
+        if table not in self.table_rows and table not in self.table_bytes:
+            return None
+        return TableSize(table, self.table_rows.get(table), self.table_bytes.get(table))
 
     def ignores(self, path: str) -> bool:
         return any(fnmatch.fnmatch(path, pattern) for pattern in self.ignore_paths)
@@ -89,7 +100,7 @@ def parse_config(data: Any, file: Path, repo: Path) -> Config:
                                     "install", "autofix"})
     django = reader.mapping(top.get("django"), "django", {"settings", "root", "environment"})
     postgres = reader.mapping(top.get("postgres"), "postgres", {"version", "lock_timeout"})
-    tables = reader.mapping(top.get("tables"), "tables", {"large", "stats", "small_rows"})
+    tables = reader.mapping(top.get("tables"), "tables", {"large", "large_rows", "stats", "small_rows"})
     rules = reader.mapping(top.get("rules"), "rules", {"disable", "severity"})
     paths = reader.mapping(top.get("paths"), "paths", {"ignore"})
     config = Config(
@@ -100,7 +111,6 @@ def parse_config(data: Any, file: Path, repo: Path) -> Config:
         postgres_version=reader.integer(postgres.get("version"), "postgres.version", 10, 99),
         lock_timeout_managed=reader.choice(postgres.get("lock_timeout"), "postgres.lock_timeout",
                                            ("managed", "unmanaged"), "unmanaged") == "managed",
-        large_tables=set(reader.strings(tables.get("large"), "tables.large")),
         small_rows=reader.integer(tables.get("small_rows"), "tables.small_rows", 0, None) or 10_000,
         disabled_rules=set(reader.rule_ids(rules.get("disable"), "rules.disable")),
         severity=reader.severities(rules.get("severity")),
@@ -109,13 +119,16 @@ def parse_config(data: Any, file: Path, repo: Path) -> Config:
         autofix=reader.choice(top.get("autofix"), "autofix", ("off", "suggest", "push"), "off"),
         source=where,
     )
+    config.large_tables, config.large_rows = reader.large(tables)
     stats = reader.path_inside(tables.get("stats"), "tables.stats", repo)
     if stats:
-        config.table_rows = load_stats(repo, stats, f"{where}: tables.stats")
+        sizes = load_stats(repo, stats, f"{where}: tables.stats")
+        config.table_rows = {name: s.rows for name, s in sizes.items() if s.rows is not None}
+        config.table_bytes = {name: s.bytes for name, s in sizes.items() if s.bytes is not None}
     return config
 
 
-def load_stats(repo: Path, relative: str, where: str) -> dict[str, int]:
+def load_stats(repo: Path, relative: str, where: str) -> dict[str, TableSize]:
     name = Path(relative).name
     try:
         data = json.loads(confined.read_text(repo, relative, STATS_CAP))
@@ -125,11 +138,10 @@ def load_stats(repo: Path, relative: str, where: str) -> dict[str, int]:
         raise ConfigError(f"{where}: {exc}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{where}: {name} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
-            for k, v in data.items()):
-        raise ConfigError(f"{where}: {file.name} must map table names to row counts (whole numbers)")
-    return data
+    try:
+        return table_stats.parse(data)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {name}: {exc}") from None
 
 
 class _Reader:
@@ -176,6 +188,17 @@ class _Reader:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.fail(key, "must be a list of strings")
         return list(value)
+
+    def large(self, tables: dict) -> tuple[set[str], int | None]:
+        """`large` is a list of tables, or a number of rows (as `large_rows`) above which a table is."""
+        listed, threshold = tables.get("large"), tables.get("large_rows")
+        if isinstance(listed, int) and not isinstance(listed, bool):
+            if threshold is not None:
+                raise self.fail("tables.large", "a number of rows here and tables.large_rows: give one")
+            return set(), self.integer(listed, "tables.large", 1, None)
+        if listed is not None and not isinstance(listed, list):
+            raise self.fail("tables.large", "must be a list of table names or a number of rows")
+        return set(self.strings(listed, "tables.large")), self.integer(threshold, "tables.large_rows", 1, None)
 
     def commands(self, value: Any, key: str) -> list[str]:
         return [value] if isinstance(value, str) else self.strings(value, key)

@@ -281,6 +281,15 @@ class PhaseOverride:
     at: str = ""
 
 
+@dataclass(frozen=True)
+class TableSize:
+    """A production table's size from `tables.stats`: the planner's estimates, never a count."""
+
+    name: str
+    rows: int | None = None  # None: never analyzed (or the file gave bytes only)
+    bytes: int | None = None  # with its indexes and TOAST; None: a rows-only file
+
+
 @dataclass
 class Finding:
     rule: str
@@ -294,6 +303,7 @@ class Finding:
     acknowledged: bool = False
     acknowledgement: Acknowledgement | None = None
     related: list[int] = field(default_factory=list)  # further operations a grouped finding covers
+    tables: list[TableSize] = field(default_factory=list)  # known sizes of the tables it locks or rewrites
 
     @property
     def blocks(self) -> bool:

@@ -11,6 +11,7 @@ from migration_safe.engine.model import (
 from migration_safe.engine.phases import (
     Placement, keep_replacements_together, migration_phase, refuse_phase, touches_large,
 )
+from migration_safe.engine.stats import quote_sizes
 from migration_safe_rules import catalogue
 from migration_safe_rules.context import MigrationContext
 
@@ -54,6 +55,7 @@ def decide(migrations: list[Analysed], config: Config, pg_major: int,
             notes=item.notes, django_version=django_version)
         findings = run_rules(ctx, config)
         acknowledge(findings, item.file.label, acknowledgements)
+        quote_sizes(findings, item.operations, config)
         verdicts.append(MigrationVerdict(
             file=item.file, operations=item.operations, findings=findings,
             phase=phases[item.file.label], needs_split=splits[item.file.label],

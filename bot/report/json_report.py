@@ -76,6 +76,8 @@ def _finding(verdict: MigrationVerdict, finding: Finding) -> dict[str, Any]:
         "safe_alternative": finding.safe_alternative,
         "acknowledged": finding.acknowledged,
         "end_line": end_line,
+        # The sizes `tables.stats` gives of the tables it locks, scans or rewrites.
+        "tables": [{"name": t.name, "rows": t.rows, "bytes": t.bytes} for t in finding.tables],
     }
     if finding.acknowledged and finding.acknowledgement is not None:
         out["acknowledged_by"] = finding.acknowledgement.by
