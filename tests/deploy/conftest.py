@@ -72,7 +72,8 @@ class DeployProject:
 
     def env(self) -> dict[str, str]:
         t = self.target
-        return {**os.environ, "T_NAME": t.name, "T_USER": t.user, "T_PASSWORD": t.password,
+        environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a pipeline has it
+        return {**environment, "T_NAME": t.name, "T_USER": t.user, "T_PASSWORD": t.password,
                 "T_HOST": t.host, "T_PORT": str(t.port or ""), "PYTHONDONTWRITEBYTECODE": "1"}
 
     def start(self, *args: str) -> subprocess.Popen:

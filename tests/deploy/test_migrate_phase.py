@@ -150,15 +150,19 @@ def test_a_phase_the_file_cannot_settle_is_refused_naming_the_line_to_add(projec
     assert project.applied() == ["shop.0001_initial", "shop.0002_longer_name"]
 
 
-def hold(project, sql: str, ready: threading.Event, release: threading.Event) -> threading.Thread:
+class Holder(threading.Thread):
+    timed_out = False  # never released: it gave up waiting
+
+
+def hold(project, sql: str, ready: threading.Event, release: threading.Event) -> Holder:
     """Another session that runs `sql` in a transaction and keeps it open until `release`."""
     def work():
         with project.connect() as conn:
             with conn.transaction():
                 conn.execute(sql)
                 ready.set()
-                release.wait(60)
-    thread = threading.Thread(target=work, daemon=True)
+                thread.timed_out = not release.wait(45)
+    thread = Holder(target=work, daemon=True)
     thread.start()
     assert ready.wait(10)
     return thread
@@ -186,6 +190,7 @@ def test_a_lock_timeout_is_retried_and_succeeds_once_the_lock_is_released(projec
     holder = hold(project, "SELECT count(*) FROM shop_product", ready, release)  # ACCESS SHARE
     code, text = run_releasing(project, release, "pre-deploy", *FAST, "--retries", "30")
     holder.join(10)
+    assert not holder.timed_out  # released on the runner's live log line
     assert code == 0, text
     assert "lock timeout in shop.0002_price; retry 1 of 30" in text
     assert re.search(r"^applied     pre-deploy  shop.0002_price  [0-9.]+ s  [1-9][0-9]* retr", text, re.M)
@@ -279,6 +284,7 @@ def test_an_interrupted_concurrent_index_build_is_dropped_and_built_again(projec
     holder = hold(project, "INSERT INTO shop_product (name) VALUES ('x')", ready, release)
     code, text = run_releasing(project, release, "pre-deploy", *FAST, "--retries", "30")
     holder.join(10)
+    assert not holder.timed_out  # released on the runner's live log line
     assert code == 0, text
     assert "lock timeout in shop.0002_index; retry 1 of 30" in text
     assert "dropped INVALID index public.product_name_idx, left by an interrupted concurrent build" in text
@@ -425,6 +431,7 @@ def test_a_non_atomic_migration_resumes_at_the_operation_that_timed_out(project)
     holder = hold(project, "INSERT INTO shop_product (name) VALUES ('x')", ready, release)
     code, text = run_releasing(project, release, "pre-deploy", *FAST, "--retries", "30")
     holder.join(10)
+    assert not holder.timed_out  # released on the runner's live log line
     assert code == 0, text  # run again from operation 1, CREATE TABLE would fail: it exists
     assert "lock timeout in shop.0002_table_then_index; retry 1 of 30" in text
     assert index_validity(project, "product_name_idx") == [True]

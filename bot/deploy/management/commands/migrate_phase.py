@@ -74,10 +74,12 @@ class Command(BaseCommand):
         def on_step(step):
             if shown:
                 self.stdout.write(report.step_line(step))
+                self.stdout.flush()  # a deploy log shows progress as it happens, even through a pipe
 
         def log(message):
             if text:
                 self.stdout.write(f"  {message}")
+                self.stdout.flush()
 
         result = run(run_options, connection, on_step, log, options["verbosity"] if text else 0)
         if text:
