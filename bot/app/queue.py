@@ -6,9 +6,10 @@ worker drops (or stops publishing) reviews of any older head.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from typing import Protocol
+from typing import Literal, Protocol
 
 from migration_safe.app.events import Job, ReviewJob
 
@@ -21,10 +22,14 @@ RETRIES = 3
 RETRY_DELAYS = (5, 30, 120)  # seconds before each retry
 
 
+# What became of a delivery: seen before, nothing to do, queued, or merged into the same waiting job.
+Accepted = Literal["duplicate", "ignored", "queued", "coalesced"]
+
+
 class Dispatcher(Protocol):
-    def first_delivery(self, delivery_id: str) -> bool: ...
-    def forget_delivery(self, delivery_id: str) -> None: ...
-    def enqueue(self, job: Job) -> bool: ...
+    def accept(self, delivery_id: str, job: Job | None) -> Accepted:
+        """Record the delivery and queue its job; on an error, neither is kept (a redelivery works)."""
+
     def latest_head(self, repo: str, pr: int) -> str | None: ...
     def health(self) -> dict: ...
 
@@ -40,6 +45,18 @@ class RedisDispatcher:
 
         self.redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self.queue = Queue(QUEUE_NAME, connection=self.redis)
+
+    def accept(self, delivery_id: str, job: Job | None) -> Accepted:
+        if not self.first_delivery(delivery_id):
+            return "duplicate"
+        try:
+            if job is None:
+                return "ignored"
+            return "queued" if self.enqueue(job) else "coalesced"
+        except Exception:
+            with contextlib.suppress(Exception):
+                self.forget_delivery(delivery_id)
+            raise
 
     def first_delivery(self, delivery_id: str) -> bool:
         return bool(self.redis.set(f"migration-safe:delivery:{delivery_id}", 1, nx=True, ex=DELIVERY_TTL))

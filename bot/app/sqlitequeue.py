@@ -5,7 +5,8 @@ jobs in it; `migration-safe worker` claims and runs the jobs. SQLite does the lo
 (`BEGIN IMMEDIATE` takes the database's write lock, WAL lets readers go on meanwhile), so
 each promise below is one transaction:
 
-- a delivery id is recorded once (`INSERT OR IGNORE`): a redelivery to any process is a duplicate;
+- a delivery id is recorded with its job, once (`INSERT OR IGNORE`): a redelivery to any
+  process is a duplicate, and a delivery is never recorded without its job;
 - one waiting job per key (a partial unique index): the same head is queued once;
 - the PR's latest head is written with the job, and the worker drops older heads;
 - a job is claimed with a lease the worker renews while it runs: a job whose worker died
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migration_safe.app.events import Job, ReviewJob, job_from_dict
-from migration_safe.app.queue import DELIVERY_TTL, RETRIES, RETRY_DELAYS
+from migration_safe.app.queue import DELIVERY_TTL, RETRIES, RETRY_DELAYS, Accepted
 
 log = logging.getLogger(__name__)
 
@@ -101,23 +102,19 @@ class SqliteQueue:
 
     # ------------------------------------------------------------ web side (Dispatcher)
 
-    def first_delivery(self, delivery_id: str) -> bool:
-        with self.write() as db:
-            return db.execute("INSERT OR IGNORE INTO delivery VALUES (?, ?)",
-                              (delivery_id, time.time())).rowcount == 1
-
-    def forget_delivery(self, delivery_id: str) -> None:
-        with self.write() as db:
-            db.execute("DELETE FROM delivery WHERE id = ?", (delivery_id,))
-
-    def enqueue(self, job: Job) -> bool:
+    def accept(self, delivery_id: str, job: Job | None) -> Accepted:
         now = time.time()
-        with self.write() as db:
+        with self.write() as db:  # the delivery, the latest head and the job: all or nothing
+            if not db.execute("INSERT OR IGNORE INTO delivery VALUES (?, ?)", (delivery_id, now)).rowcount:
+                return "duplicate"
+            if job is None:
+                return "ignored"
             if isinstance(job, ReviewJob) and job.pr is not None:
                 db.execute("INSERT INTO latest VALUES (?, ?, ?) ON CONFLICT (pr) DO UPDATE SET "
                            "head = excluded.head, seen = excluded.seen", (pr_key(job.repo, job.pr), job.head_sha, now))
-            return db.execute("INSERT OR IGNORE INTO job (key, data, due) VALUES (?, ?, ?)",
-                              (job.key, json.dumps(job.to_dict()), now)).rowcount == 1
+            inserted = db.execute("INSERT OR IGNORE INTO job (key, data, due) VALUES (?, ?, ?)",
+                                  (job.key, json.dumps(job.to_dict()), now)).rowcount
+            return "queued" if inserted else "coalesced"
 
     def latest_head(self, repo: str, pr: int) -> str | None:
         row = self.db().execute("SELECT head FROM latest WHERE pr = ?", (pr_key(repo, pr),)).fetchone()

@@ -1,7 +1,6 @@
 """Flask: /webhook verifies, dedupes and enqueues (never reviews); /healthz reports readiness."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -56,18 +55,16 @@ def create_app(settings: AppSettings | None = None, dispatcher: Dispatcher | Non
         if event == "ping":
             return jsonify(ok=True, zen=payload.get("zen")), 200
         try:
-            if not dispatcher.first_delivery(delivery):
-                return jsonify(ok=True, duplicate=True), 200
-            if job is None:
-                return jsonify(ok=True, ignored=f"{event}.{payload.get('action')}"), 202
-            queued = dispatcher.enqueue(job)
-        except Exception as exc:  # the queue is down: lose nothing, let GitHub's redelivery work
+            accepted = dispatcher.accept(delivery, job)
+        except Exception as exc:  # the queue is down: nothing was kept, GitHub's redelivery will work
             log.error("delivery %s not queued: %s", delivery, exc)
-            with contextlib.suppress(Exception):
-                dispatcher.forget_delivery(delivery)
             return jsonify(error="queue unavailable, redeliver later"), 503
-        log.info("delivery %s: %s %s (%s)", delivery, job.kind, job.key, "queued" if queued else "coalesced")
-        return jsonify(ok=True, job=job.key, queued=queued), 202
+        if accepted == "duplicate":
+            return jsonify(ok=True, duplicate=True), 200
+        if job is None:
+            return jsonify(ok=True, ignored=f"{event}.{payload.get('action')}"), 202
+        log.info("delivery %s: %s %s (%s)", delivery, job.kind, job.key, accepted)
+        return jsonify(ok=True, job=job.key, queued=accepted == "queued"), 202
 
     @app.get("/healthz")
     def healthz():
