@@ -74,8 +74,11 @@ class SqliteQueue:
         self.lease = lease
         self.local = threading.local()  # a connection per thread (gthread serves from several)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Private to the service, as the mirrors are, before SQLite opens it: the -wal and -shm
+        # files it creates beside it take the same mode.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600))
+        os.chmod(path, 0o600)
         self.db().executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
-        os.chmod(path, 0o600)  # private to the service, as the mirrors are
 
     # ------------------------------------------------------------ connections
 

@@ -140,6 +140,9 @@ def test_a_job_that_kills_its_worker_every_time_is_reported(tmp_path):
     assert reports == ["the worker stopped during every attempt"]
 
 
-def test_the_file_is_private_to_the_service(tmp_path):
-    SqliteQueue(tmp_path / "cache" / "queue.sqlite3")
-    assert (tmp_path / "cache" / "queue.sqlite3").stat().st_mode & 0o077 == 0
+def test_the_files_are_private_to_the_service(tmp_path):
+    store = SqliteQueue(tmp_path / "cache" / "queue.sqlite3")
+    enqueue(store, job(1))
+    files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert files == ["queue.sqlite3", "queue.sqlite3-shm", "queue.sqlite3-wal"]
+    assert all((tmp_path / "cache" / name).stat().st_mode & 0o077 == 0 for name in files)
