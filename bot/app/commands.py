@@ -205,13 +205,14 @@ def split_answer(command: Command, reviewed: Reviewed | None) -> str:
                  f"{verdict.phase.value if verdict.phase else '?'}."]
     plan = reviewed.fixes(only={command.migration})
     if plan.files:
-        lines.append("\nReady to commit (a file that exists is replaced; new parts go to the end of the "
-                     "app's chain, in phase order):")
+        lines.append("\nReady to commit (a file that exists is replaced; new parts go into the app's chain "
+                     "in phase order):")
         lines += [f"- {markup.prose(done)}" for done in plan.done]
+        lines += [f"- Order: {markup.prose(note)}" for note in plan.notes]
         lines += [f"\n{markup.code(path)}\n{markup.fence(source.rstrip(), 'python')}"
                   for path, source in plan.files.items()]
     if plan.left:
-        lines.append("\nLeft for you (no automatic fix):")
+        lines.append("\nLeft for you, and why `migration-safe fix` cannot do it:")
         lines += [f"- {markup.prose(left)}" for left in plan.left]
     return "\n".join(lines)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from migration_safe.app import autopush, publish
@@ -16,6 +17,7 @@ from migration_safe.engine.autofix import FixPlan, plan_fixes
 from migration_safe.engine.concurrent import uses_pg_migration_tools
 from migration_safe.engine.isolation import available as isolation_available
 from migration_safe.engine.model import Review
+from migration_safe.engine.models_rewrite import Snapshot, WorkTree, app_folder
 from migration_safe.engine.review import ReviewRequest, run_review
 
 log = logging.getLogger(__name__)
@@ -30,11 +32,12 @@ class Reviewed:
     review: Review
     config: Config  # the head's `.github/migration-safe.yml`
     safer: bool = False  # the head uses django-pg-migration-tools
+    models: Snapshot | None = None  # the head's models modules, which fixes keep in step
 
     def fixes(self, only: set[str] | None = None) -> FixPlan:
         """The files `migration-safe fix` would write on the head's tree, so that a suggestion, a
         split and a push never differ from what the CLI gives the same people."""
-        return plan_fixes(self.review, only=only, config=self.config, safer=self.safer)
+        return plan_fixes(self.review, only=only, config=self.config, safer=self.safer, tree=self.models)
 
 
 class Worker:
@@ -99,7 +102,8 @@ class Worker:
             from migration_safe.report import markdown
             from migration_safe_rules import catalogue
 
-            body = markdown.render(review, rules=catalogue())
+            # a push's note lists what it left; else the summary says what `fix` would leave, and why
+            body = markdown.render(review, rules=catalogue(), left=None if pushed.note else reviewed.fixes().left)
             publish.upsert_summary(target, f"{pushed.note}\n\n{body}" if pushed.note else body,
                                    self.app.bot_login())
         if pushed.commit is None:  # else the pushed commit rewrites these lines; its review comments on the rest
@@ -150,7 +154,8 @@ class Worker:
                 and not isolation_available().complete)
 
     def review(self, job: ReviewJob, repo, pull) -> Reviewed:
-        if not any(f.filename.endswith(".py") and f.status != "removed" for f in pull.get_files()):
+        files = [f for f in pull.get_files() if f.filename.endswith(".py") and f.status != "removed"]
+        if not files:
             return Reviewed(Review(migrations=[], notes=["this pull request adds no migration"]), Config())
         token = self.app.token(job.installation_id)
         state = command_state(repo, pull)
@@ -159,11 +164,12 @@ class Worker:
             # Both read before the project's code runs in the review: it must not choose them.
             config = load_config(tree)
             safer = uses_pg_migration_tools(tree)
+            models = Snapshot.of(WorkTree(Path(tree)), {app for f in files if (app := app_folder(f.filename))})
             review = run_review(ReviewRequest(repo=tree, base=pull.base.sha, head=job.head_sha,
                                               acknowledgements=state.acknowledgements,
                                               overrides=state.overrides, install=True,
                                               cache_namespace=cache_namespace(repo, pull)))
-            return Reviewed(review, config, safer)
+            return Reviewed(review, config, safer, models)
 
 
 def cache_namespace(repo, pull) -> str:

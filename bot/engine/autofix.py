@@ -247,7 +247,8 @@ def numbered(review: Review, fixes: list[_Fix]) -> PartNames:
     return PartNames(names)
 
 
-def chain_anchors(review: Review, fixes: list[_Fix], work: _Work) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+def chain_anchors(review: Review, fixes: list[_Fix],
+                  work: _Work) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
     """(part name -> the migration it depends on; migration -> (dependency, the part in its place)).
 
     Per app, the parts go in phase order after the app's leaf; where the change's chain is linear,
@@ -382,7 +383,8 @@ def declare_phases(chosen: list[MigrationVerdict], plan: FixPlan, work: _Work) -
         plan.files[file.path] = new
         if declared is not None and declared.phase is not phase:
             work.fixed_rules.add((file.label, "MS113"))
-            plan.done.append(f"{file.path}: declares deploy_phase = \"{phase.value}\" (it said {declared.phase.value})")
+            plan.done.append(f"{file.path}: declares deploy_phase = \"{phase.value}\" "
+                             f"(it said {declared.phase.value})")
         elif declared is None:
             plan.done.append(f"{file.path}: declares deploy_phase = \"{phase.value}\"")
 

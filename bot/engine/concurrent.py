@@ -41,7 +41,8 @@ from migration_safe.engine.split import DRAFTS, SLUG, PartNames, SplitError, Spl
 from migration_safe.engine.sql import analyse, analyse_all
 
 FIXABLE = {"AddIndex", "AddConstraint", "AlterUniqueTogether", "AddField", "AlterField"}
-MOVES_WHOLE = {"AddIndex", "AddConstraint", "AlterUniqueTogether"}  # nothing of theirs but the index is left behind
+# nothing of theirs but the index is left behind
+MOVES_WHOLE = {"AddIndex", "AddConstraint", "AlterUniqueTogether"}
 POSTGRES = "django.contrib.postgres.operations"
 SAFER = "django_pg_migration_tools.operations"
 CONCURRENT = "concurrent_indexes"  # the name of a part that builds indexes, after its original's
@@ -137,8 +138,8 @@ def plan_concurrent(context: ConcurrentContext, verdict: MigrationVerdict,
     build in an atomic migration) that can be rewritten, and how; why each other one cannot."""
     building = {index for f in verdict.findings if f.rule == "MS101" and f.blocks
                 for index in f.operations}  # a grouped MS101 covers several operations
-    concurrent = {f.operation_index for f in verdict.findings
-                  if f.rule == "MS102" and f.blocks and f.operation_index is not None} | outside_transaction(verdict)
+    concurrent = outside_transaction(verdict) | {f.operation_index for f in verdict.findings
+                                                 if f.rule == "MS102" and f.blocks and f.operation_index is not None}
     listing = _Listing.read(source)
     if not building | concurrent:
         return None, {}

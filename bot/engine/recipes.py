@@ -1,6 +1,8 @@
 """Safe rewrites that take more than one step: SET NOT NULL through a validated CHECK (MS106), with
 a db_default and the NULLs filled in batches first when the field has a default, a NOT NULL column
-removed in two phases (MS109), renames kept in Django's state only (MS108).
+removed in two phases (MS109), renames kept in Django's state only (MS108), a column's inline CHECK
+added NOT VALID and validated later (MS107), the rows a RunSQL changes after its schema change moved
+to a migration of their own (MS118).
 
 Rules call the `*_suggestion` functions for the part that replaces the operation's own lines (a
 GitHub ```suggestion). `plan_recipe` gives `migration-safe fix` the rest: rewrites that need new
@@ -611,8 +613,8 @@ def restore_column(operation: Operation) -> str | None:
 
 def inline_check_rewrite(source: str, index: int,
                          operation: Operation) -> tuple[str, list[str], list[str]] | None:
-    """(the AddField's lines, the VALIDATE statements, the SQL it runs now): ADD COLUMN without its inline CHECK, the CHECK
-    added NOT VALID under the name PostgreSQL gives an inline one (<table>_<column>_check), Django's
+    """(the AddField's lines, the VALIDATE statements, the SQL it runs now): ADD COLUMN without its
+    inline CHECK, the CHECK added NOT VALID under the name PostgreSQL gives an inline one (<table>_<column>_check), Django's
     state unchanged. Validating scans the table, so it comes later, deferred."""
     sql, validate, reverse = [], [], []
     for statement in operation.statements:
@@ -657,7 +659,8 @@ def _without_inline_checks(statement) -> tuple[list[str], list[str], list[str]] 
     expression = RawStream()(checks[0].raw_expr)
     column_def.constraints = tuple(c for c in column_def.constraints if c is not checks[0])
     table = quote(statement.table)
-    return ([RawStream()(tree), f"ALTER TABLE {table} ADD CONSTRAINT {quote(name)} CHECK ({expression}) NOT VALID"],
+    add = f"ALTER TABLE {table} ADD CONSTRAINT {quote(name)} CHECK ({expression}) NOT VALID"
+    return ([RawStream()(tree), add],
             [f"ALTER TABLE {table} VALIDATE CONSTRAINT {quote(name)}"],
             [f"ALTER TABLE {table} DROP COLUMN {quote(column_def.colname)}"])
 

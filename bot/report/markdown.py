@@ -33,14 +33,17 @@ def render(
     rules: Mapping[str, Rule] | None = None,
     docs_url: str = DOCS_URL,
     limit: int = LIMIT,
+    left: list[str] | None = None,
     **_: object,
 ) -> str:
-    """Summary and SQL in one document (a PR comment), clipped to `limit` bytes: the SQL goes first."""
-    head = summary(review, rules=rules, docs_url=docs_url)
+    """Summary and SQL in one document (a PR comment), clipped to `limit` bytes: the SQL goes first.
+    `left`: what `migration-safe fix` leaves for people, each with why."""
+    head = summary(review, rules=rules, docs_url=docs_url, left=left)
     return markup.clip_body(head + "\n" + sql_text(review, limit=10**9), limit, _clipped_note(limit))
 
 
-def summary(review: Review, *, rules: Mapping[str, Rule] | None = None, docs_url: str = DOCS_URL) -> str:
+def summary(review: Review, *, rules: Mapping[str, Rule] | None = None, docs_url: str = DOCS_URL,
+            left: list[str] | None = None) -> str:
     rules = rules or {}
     pairs = [(m, f) for m in review.migrations for f in m.findings]
     blocking = [reason for m in review.migrations for reason in _blocking(m, rules, docs_url)]
@@ -50,6 +53,7 @@ def summary(review: Review, *, rules: Mapping[str, Rule] | None = None, docs_url
         _heading(review),
         _table(review),
         _section("Blocking", blocking),
+        _section("Left for you by `migration-safe fix`, and why", [markup.prose(line) for line in left or []]),
         _section("Other findings", others),
         _section("Acknowledged", acked),
         _notes(review),
