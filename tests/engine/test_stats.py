@@ -1,17 +1,19 @@
 """`migration-safe stats` on a real PostgreSQL, `tables.stats` read back, the sizes quoted in findings."""
 from __future__ import annotations
 
-import contextlib
 import json
+import re
 import secrets
+import shlex
 from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from psycopg import sql
 
 from migration_safe.app.publish import annotation
-from migration_safe.cli import main
+from migration_safe.cli import build_parser, main
 from migration_safe.config import ConfigError, load_config
 from migration_safe.engine.database import Target, server_from_environment
 from migration_safe.engine.model import TableSize
@@ -27,21 +29,33 @@ def url(target: Target, user: str | None = None, password: str | None = None) ->
             f"?host={target.host}{port}")
 
 
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_section(title: str) -> str:
+    return re.search(rf"^#+ {re.escape(title)}\n(.*?)(?=^## |^### )", README.read_text(), re.S | re.M).group(1)
+
+
+def readme_block(title: str, language: str) -> str:
+    block = re.search(rf"^( *)```{language}\n(.*?)^\1```", readme_section(title), re.S | re.M)
+    return "\n".join(line.removeprefix(block.group(1)) for line in block.group(2).splitlines())
+
+
 @pytest.fixture
 def production():
-    """A throwaway database standing for production, and a role with exactly the grant the README
-    gives (CONNECT and pg_read_all_stats): (target, that role's URL)."""
+    """A throwaway database standing for production, and a role given exactly the README's grant:
+    (target, that role's URL, that role's name)."""
     server = server_from_environment()
     role, password = f"ms_stats_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
-    with server.connect() as admin:
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
-        admin.execute(sql.SQL("GRANT pg_read_all_stats TO {}").format(sql.Identifier(role)))
+    grant = readme_block("Table statistics", "sql").replace("'change-me'", f"'{password}'")
+    grant = grant.replace("migration_safe_stats", role)
     try:
         with server.throwaway() as target:
             with server.connect() as admin:
-                admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                    sql.Identifier(target.name), sql.Identifier(role)))
-            yield target, url(target, role, password)
+                for statement in grant.replace("DATABASE shop TO", f"DATABASE {target.name} TO").split(";"):
+                    if statement.strip():
+                        admin.execute(statement)
+            yield target, url(target, role, password), role
     finally:
         with server.connect() as admin:
             admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
@@ -68,7 +82,7 @@ SHOP = (
 
 
 def test_export_reads_the_planners_estimates_with_the_documented_grant(production, tmp_path, capsys):
-    target, stats_url = production
+    target, stats_url, role = production
     fill(target, *SHOP,
          "CREATE TABLE shop_event (id int, at date) PARTITION BY RANGE (at)",
          "CREATE TABLE shop_event_2020 PARTITION OF shop_event FOR VALUES FROM ('2020-01-01') TO ('2021-01-01')",
@@ -95,10 +109,14 @@ def test_export_reads_the_planners_estimates_with_the_documented_grant(productio
     assert "rows unknown (never analyzed: ANALYZE them): shop_fresh" in capsys.readouterr().err
     with psycopg.connect(stats_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("SELECT note FROM public.shop_order")  # the role that exports sizes cannot read a row
+    with server_from_environment().connect() as admin:  # CONNECT alone is enough
+        admin.execute(sql.SQL("REVOKE pg_read_all_stats FROM {}").format(sql.Identifier(role)))
+    assert main(["stats", "--database-url", stats_url, "--output", str(out)]) == 0
+    assert out.read_text() == written
 
 
 def test_a_name_in_two_schemas_is_the_one_the_search_path_finds(production, tmp_path, capsys):
-    target, stats_url = production
+    target, stats_url, _role = production
     fill(target, "CREATE TABLE shop_order (id int)", "INSERT INTO shop_order SELECT generate_series(1, 7)",
          "CREATE SCHEMA archive", "CREATE TABLE archive.shop_order (id int)",
          "INSERT INTO archive.shop_order SELECT generate_series(1, 300)",
@@ -127,7 +145,7 @@ def test_a_name_in_two_schemas_is_the_one_the_search_path_finds(production, tmp_
 
 
 def test_nothing_is_written_when_the_export_fails(production, tmp_path, capsys):
-    target, stats_url = production
+    target, stats_url, _role = production
     out = tmp_path / "stats.json"
     out.write_text('{"shop_order": 5}\n')
     assert main(["stats", "--database-url", stats_url, "--schema", "nosuch", "--output", str(out)]) == 3
@@ -142,7 +160,7 @@ def test_nothing_is_written_when_the_export_fails(production, tmp_path, capsys):
 
 
 def test_an_exported_file_is_read_back_and_quoted_in_every_output(production, shop, tmp_path):
-    target, stats_url = production
+    target, stats_url, _role = production
     fill(target, *SHOP)
     exported = tmp_path / "exported.json"
     assert main(["stats", "--database-url", stats_url, "--output", str(exported)]) == 0
@@ -263,3 +281,16 @@ def test_the_size_follows_the_tables_own_mention():
     assert quoted("builds an index on shop_order_item; SET NOT NULL on shop_order.note", [order]) == (
         "builds an index on shop_order_item; SET NOT NULL on shop_order.note. Table sizes (tables.stats): "
         "shop_order 1.2 billion rows, 340 GB.")
+
+
+def test_the_documented_job_refreshes_the_file_the_documented_config_reads():
+    workflow = yaml.safe_load(readme_block("Table statistics", "yaml"))
+    assert workflow[True]["schedule"][0]["cron"]  # YAML 1.1 reads the key `on` as true
+    steps = workflow["jobs"]["refresh"]["steps"]
+    [export] = [step for step in steps if "migration-safe stats" in step.get("run", "")]
+    options = build_parser().parse_args(shlex.split(export["run"])[1:])
+    assert options.run.__name__ == "run_stats" and "MIGRATION_SAFE_STATS_URL" in export["env"]
+    assert steps[-1]["uses"].startswith("peter-evans/create-pull-request@")
+    assert steps[-1]["with"]["add-paths"] == options.output
+    tables = yaml.safe_load(readme_block("Configuration: `.github/migration-safe.yml`", "yaml"))["tables"]
+    assert tables["stats"] == options.output and tables["large_rows"] == 10_000_000

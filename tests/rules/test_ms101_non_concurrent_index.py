@@ -77,13 +77,13 @@ def test_field_and_constraint_indexes_fire(shop):
     assert len(db_index) == 2 and all("on existing table shop_product" in m for m in db_index)
     assert any("_like" in m for m in db_index)
     unique = by_line[line_of(text, "migrations.AddConstraint(")]
-    assert unique == ["ADD CONSTRAINT product_title_uniq (unique) on existing table shop_product builds "
-                      "its index under an ACCESS EXCLUSIVE lock."]
+    assert unique == ["ADD CONSTRAINT product_title_uniq (unique) on existing table shop_product (1 million "
+                      "rows) builds its index under an ACCESS EXCLUSIVE lock."]
     foreign_key = by_line[line_of(text, '"buyer"')]
     assert len(foreign_key) == 1 and "on existing table shop_order" in foreign_key[0]
     # unique=True: ADD COLUMN … UNIQUE, an unnamed constraint (and a LIKE index)
-    assert "UNIQUE on column handle on existing table shop_customer builds its index under an ACCESS " \
-           "EXCLUSIVE lock." in by_line[line_of(text, '"handle"')]
+    assert "UNIQUE on column handle on existing table shop_customer (1 million rows) builds its index under " \
+           "an ACCESS EXCLUSIVE lock." in by_line[line_of(text, '"handle"')]
 
 
 def test_without_statistics_the_builds_of_a_migration_are_one_finding(shop):
