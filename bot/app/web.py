@@ -44,7 +44,7 @@ def create_app(settings: AppSettings | None = None, dispatcher: Dispatcher | Non
             return refuse(delivery, event, "missing X-GitHub-Event or X-GitHub-Delivery")
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
             return refuse(delivery, event, "body is not JSON")
         if not isinstance(payload, dict):
             return refuse(delivery, event, "body is not a JSON object")

@@ -294,3 +294,12 @@ def test_no_field_of_any_type_makes_a_500(local, event, action):
         for value in (DELETE, None, True, 1, "x", [], {}):
             answers.add(deliver(client, event, put(payload, path, value)).status_code)
     assert answers <= {200, 202, 400} and 400 in answers
+
+
+def test_nesting_deeper_than_the_parser_goes_is_400(local):
+    client, store = local
+    body = b'{"pull_request": ' * 100_000 + b"{}" + b"}" * 100_000
+    answer = client.post("/webhook", data=body, headers={
+        "X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "deep", "X-Hub-Signature-256": sign(body, SECRET)})
+    assert answer.status_code == 400 and answer.json["error"] == "body is not JSON"
+    assert store.health()["queued"] == 0
