@@ -133,7 +133,7 @@ def _fields(size: TableSize) -> dict[str, int]:
 
 def write(path: Path, text: str) -> None:
     """Whole or not at all: a failed refresh never leaves half a file for the review to read."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shlex
@@ -14,6 +15,7 @@ from psycopg import sql
 
 from migration_safe.app.publish import annotation
 from migration_safe.cli import build_parser, main
+from migration_safe import config as config_module
 from migration_safe.config import ConfigError, load_config
 from migration_safe.engine.database import Target, server_from_environment
 from migration_safe.engine.model import TableSize
@@ -159,6 +161,17 @@ def test_nothing_is_written_when_the_export_fails(production, tmp_path, capsys):
     assert "give --database-url or set $MIGRATION_SAFE_STATS_URL" in capsys.readouterr().err
 
 
+def test_a_table_locked_by_a_migration_fails_the_export_instead_of_waiting(production, tmp_path, capsys):
+    target, stats_url, _role = production
+    fill(target, *SHOP)
+    out = tmp_path / "stats.json"
+    with psycopg.connect(url(target)) as migrating:
+        migrating.execute("LOCK TABLE shop_order IN ACCESS EXCLUSIVE MODE")
+        assert main(["stats", "--database-url", stats_url, "--output", str(out)]) == 3
+    assert "a table stayed locked for 5s (a migration running?); nothing was written" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_an_exported_file_is_read_back_and_quoted_in_every_output(production, shop, tmp_path):
     target, stats_url, _role = production
     fill(target, *SHOP)
@@ -230,6 +243,17 @@ def test_the_stats_file_may_not_be_a_link_out_of_the_checkout(tmp_path):
     (repo / "stats.json").symlink_to(outside)
     with pytest.raises(ConfigError, match="tables.stats: 'stats.json' resolves outside the repository"):
         load_config(repo)
+
+
+def test_a_stats_file_over_the_cap_or_not_a_file_is_refused(tmp_path, monkeypatch):
+    write_config(tmp_path, "  stats: stats.json\n", {"shop_order": 123456789})
+    monkeypatch.setattr(config_module, "STATS_CAP", 16)
+    with pytest.raises(ConfigError, match="tables.stats: stats.json is larger than 16 bytes"):
+        load_config(tmp_path)
+    (tmp_path / "stats.json").unlink()
+    os.mkfifo(tmp_path / "stats.json")  # would block a plain open() forever
+    with pytest.raises(ConfigError, match="tables.stats: stats.json is not a regular file"):
+        load_config(tmp_path)
 
 
 def test_large_is_a_list_or_a_threshold(tmp_path):
