@@ -270,6 +270,26 @@ def test_split_offers_what_migration_safe_fix_writes_on_the_head(pr, tmp_path):
     assert pr.reactions(comment) == ["eyes", "+1"]
 
 
+BIGGER = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+
+    operations = [migrations.AlterField("product", "price", models.CharField(max_length=20))]
+'''
+
+
+def test_what_fix_leaves_is_said_with_its_reason_in_the_summary_and_the_split_reply(pr):
+    pr.open({"0002_bigger": BIGGER})
+    reason = "MS105: a type change rewrites the table: expand and contract"
+    assert "Left for you by `migration-safe fix`, and why" in pr.summary() and reason in pr.summary()
+    pr.say("/migration-safe split shop.0002_bigger", user="bob")
+    reply = pr.reply()
+    assert "Left for you, and why `migration-safe fix` cannot do it:" in reply and reason in reply
+
+
 def test_split_of_a_migration_the_pull_request_does_not_add_is_refused(pr):
     pr.open({"0002_mixed": MIXED})
     comment = pr.say("/migration-safe split shop.0009_nope", user="bob")
