@@ -162,6 +162,9 @@ def run_fix(args: argparse.Namespace) -> int:
         print(f"fixed: {line}", file=sys.stderr)
     for line in plan.notes:
         print(f"order: {line}", file=sys.stderr)
+    if args.diff and plan.files and review.sql_unavailable:
+        print("order: the SQL of some migrations could not be produced, so this diff has only the rewrites "
+              "that need none: apply it and run `migration-safe fix` again for the rest", file=sys.stderr)
     for line in plan.left:
         print(f"left for you: {line}", file=sys.stderr)
     return EXIT_BLOCKING if plan.left else EXIT_OK
