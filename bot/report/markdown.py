@@ -109,8 +109,9 @@ def _acknowledgement(finding: Finding) -> str:
     ack = finding.acknowledgement
     if ack is None:
         return "acknowledged"
-    who = f"acknowledged by {markup.code(ack.by)}" + (f" on {markup.prose(ack.at, 40)}" if ack.at else "")
-    return f"{who}: {markup.code(ack.reason, markup.TEXT_LIMIT)}" if ack.reason else who
+    who = f"acknowledged by {markup.prose(ack.by, markup.NAME_LIMIT)}"
+    who += f" on {markup.prose(ack.at, 40)}" if ack.at else ""
+    return f"{who}: {markup.prose(ack.reason)}" if ack.reason else who
 
 
 def _notes(review: Review) -> str:

@@ -31,7 +31,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 # What can start markup anywhere in a line ("_" only where it is not inside a word)…
 _ESCAPED = re.compile(r"[\\`*\[\]<>|~&]|(?<![^\W_])_|_(?![^\W_])")
 # …and what can only at its start: a heading, a list item, a quote, a rule, a setext underline.
-_LINE_START = re.compile(r"^([#+\-=]|\d+(?=[.)]))")
+_LINE_START = re.compile(r"^(\s*)([#+\-=]|\d+(?=[.)]))")
 _REFERENCE = re.compile(r"([@#])(?=[\w-])|(?<=:)(?=//)")  # a mention, an issue, a URL's "://"
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
@@ -70,8 +70,13 @@ def prose(text: str, limit: int = TEXT_LIMIT) -> str:
     flat = re.sub(r"\s+", " ", clip(str(text), limit))
     flat = _CONTROL.sub("\ufffd", flat)
     escaped = _ESCAPED.sub(lambda m: "\\" + m.group(), flat)
-    escaped = _LINE_START.sub(lambda m: m.group() + "\\" if m.group().isdigit() else "\\" + m.group(), escaped)
+    escaped = _LINE_START.sub(_escape_line_start, escaped)
     return _REFERENCE.sub(lambda m: (m.group(1) or "") + ZERO_WIDTH, escaped)
+
+
+def _escape_line_start(found: re.Match) -> str:
+    space, mark = found.groups()
+    return space + (mark + "\\" if mark.isdigit() else "\\" + mark)
 
 
 def size(text: str) -> int:

@@ -37,7 +37,7 @@ def test_default_docs_url(review: Review) -> None:
 def test_acknowledged_and_sql_unavailable(review: Review) -> None:
     out = markdown.summary(review)
     acknowledged = out.split("### Acknowledged")[1]
-    assert "MS205" in acknowledged and "acknowledged by `alice`: `table has 12 rows`" in acknowledged
+    assert "MS205" in acknowledged and "acknowledged by alice: table has 12 rows" in acknowledged
     assert "SQL was unavailable for `billing.0003_backfill`" in out
     assert "did not verify the SQL" in out
 

@@ -45,6 +45,16 @@ def test_prose_shows_the_text_as_text(text):
     assert " ".join("".join(shown.text).replace(markup.ZERO_WIDTH, "").split()) == " ".join(f"note: {text}".split())
 
 
+LINE_STARTS = ["# heading", "   ## indented heading", "- item", "+ item", "12. item", "3) item", "---", "===",
+               "> quote", "    indented code", "| a | b |", "***", "___", "<!-- hidden", "```", "~~~"]
+
+
+def test_prose_lines_in_a_quote_stay_text():
+    """A reply quotes the commenter's lines one per line: none may start a block of its own."""
+    shown = render("\n".join(f"> {markup.prose(line)}" for line in LINE_STARTS))
+    assert shown.tags == {"blockquote", "p"} and shown.problems() == []
+
+
 def test_fence_holds_backtick_lines():
     shown = render("before\n\n" + markup.fence(SQL, "sql") + "\nafter\n")
     assert shown.code == [SQL + "\n"] and shown.problems() == [] and shown.headings == []
