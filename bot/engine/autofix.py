@@ -51,6 +51,13 @@ REASONS = {
     "MS113": "the phase is declared in another tool's vocabulary, or the migration has no single phase",
     "MS114": "which migration moves in the chain is your choice: make the earlier-phase one depend only "
              "on migrations of the same or an earlier phase",
+    "MS117": "the statement rewrites the table: expand and contract (a new column or table, filled in "
+             "batches, the code switched over) needs your code",
+    "MS118": "the rows change under the schema change's lock in a form that cannot be separated "
+             "mechanically (only a RunSQL written as literals, schema first, and Django's NOT NULL with a "
+             "constant default are)",
+    "MS120": "each existing row needs a value of its own: add the column nullable, fill it per row, then "
+             "add the unique constraint, which needs your code",
 }
 
 

@@ -9,7 +9,8 @@ from migration_safe.engine.fixes import apply_suggestion
 from migration_safe.engine.model import Operation, Phase
 from migration_safe.engine.parse import parse_migration
 from migration_safe.engine.recipes import (
-    add_imports, missing_imports, nest, rename_rewrite, set_not_null_suggestion, with_db_column,
+    add_imports, data_split, default_not_null, default_not_null_rewrite, inline_check_rewrite, missing_imports,
+    nest, rename_rewrite, set_not_null_suggestion, with_db_column,
 )
 from migration_safe.engine.split import split_migration
 from migration_safe.engine.sql import analyse
@@ -116,3 +117,55 @@ def test_split_parts_keep_the_comments_of_their_operations():
     assert "# gone after the deploy\n" in second.source and "# unused\n        # nothing after this\n" in second.source
     for part in (first, second):
         ast.parse(part.source)
+
+
+def test_not_null_with_a_default_keeps_only_the_database_default_in_place():
+    source = migration('operations = [\n    migrations.AlterField(\n        "product", "code",\n'
+                       '        models.CharField(max_length=9, default="x"),  # required\n    ),\n]\n')
+    op = operation(source, 0, ['ALTER TABLE "shop_product" ALTER COLUMN "code" SET DEFAULT \'x\'',
+                               'UPDATE "shop_product" SET "code" = \'x\' WHERE "code" IS NULL',
+                               'ALTER TABLE "shop_product" ALTER COLUMN "code" SET NOT NULL',
+                               'ALTER TABLE "shop_product" ALTER COLUMN "code" DROP DEFAULT'])
+    change = default_not_null(op)
+    assert (change.table, change.column, change.default_sql, change.default_code) == \
+        ("shop_product", "code", "'x'", '"x"')
+    result = applied(source, op, default_not_null_rewrite(source, 0, change))
+    assert "SET DEFAULT" in result and "SET NOT NULL'" not in result  # the NOT NULL comes later
+    assert 'models.CharField(max_length=9, db_default="x"),  # required' in result
+
+
+def test_not_null_with_a_callable_default_is_not_rewritten():
+    source = migration('operations = [migrations.AlterField("product", "code", models.CharField(default=f))]\n')
+    op = operation(source, 0, ['ALTER TABLE "shop_product" ALTER COLUMN "code" SET DEFAULT \'x\'',
+                               'UPDATE "shop_product" SET "code" = \'x\' WHERE "code" IS NULL',
+                               'ALTER TABLE "shop_product" ALTER COLUMN "code" SET NOT NULL',
+                               'ALTER TABLE "shop_product" ALTER COLUMN "code" DROP DEFAULT'])
+    assert default_not_null(op) is None
+
+
+def test_inline_check_is_added_not_valid_under_the_name_postgresql_gives_it():
+    source = migration('operations = [migrations.AddField("order", "rank", models.PositiveIntegerField(db_default=0))]\n')
+    op = operation(source, 0, ['ALTER TABLE "shop_order" ADD COLUMN "rank" integer DEFAULT 0 NOT NULL '
+                               'CHECK ("rank" >= 0)'])
+    text, validate, sql = inline_check_rewrite(source, 0, op)
+    assert sql == ["ALTER TABLE shop_order ADD COLUMN rank integer DEFAULT 0 NOT NULL",
+                   'ALTER TABLE "shop_order" ADD CONSTRAINT "shop_order_rank_check" CHECK (rank >= 0) NOT VALID']
+    assert validate == ['ALTER TABLE "shop_order" VALIDATE CONSTRAINT "shop_order_rank_check"']
+    assert "state_operations" in applied(source, op, text)
+
+
+def test_a_named_inline_check_is_left():
+    source = migration('operations = [migrations.AddField("order", "rank", models.IntegerField(db_default=0))]\n')
+    op = operation(source, 0, ['ALTER TABLE "shop_order" ADD COLUMN "rank" integer DEFAULT 0 NOT NULL '
+                               'CONSTRAINT "rank_positive" CHECK ("rank" >= 0)'])
+    assert inline_check_rewrite(source, 0, op) is None
+
+
+def test_schema_and_data_of_one_run_sql_are_separated_only_schema_first():
+    source = migration('operations = [migrations.RunSQL(["ALTER TABLE t ADD COLUMN c int", "UPDATE t SET c = 0"], '
+                       'migrations.RunSQL.noop)]\n')
+    op = operation(source, 0, ["ALTER TABLE t ADD COLUMN c int", "UPDATE t SET c = 0"])
+    text, data = data_split(source, 0, op)
+    assert data == ["UPDATE t SET c = 0"] and "UPDATE" not in applied(source, op, text)
+    backwards = operation(source, 0, ["UPDATE t SET c = 0", "ALTER TABLE t ADD COLUMN c int"])
+    assert data_split(source, 0, backwards) is None
