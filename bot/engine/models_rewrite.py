@@ -225,11 +225,12 @@ class _ModelRewriter(cst.CSTTransformer):
         names = [arg.keyword.value if arg.keyword else None for arg in args]
         value = cst.parse_expression(change.value)
         if change.keyword in names:  # says it already, maybe with another value
-            position = names.index(change.keyword)
-            args[position] = args[position].with_changes(value=value)
             if change.replaces in names:
                 self.problem = f"it says both `{change.keyword}=` and `{change.replaces}=`"
                 return None
+            position = names.index(change.keyword)
+            if not _same_literal(args[position].value, change.value):
+                args[position] = args[position].with_changes(value=value)
             return call.with_changes(args=args)
         if change.replaces is not None:
             if change.replaces not in names:
@@ -255,9 +256,17 @@ class _ModelRewriter(cst.CSTTransformer):
                 if not isinstance(statement.body, cst.IndentedBlock):
                     self.problem = "its Meta is written on one line"
                     return body
-                inner = [s for s in statement.body.body if _assignment(s, self.change.keyword) is None]
-                inner = [s for s in inner if not _is_pass(s)]
-                body[position] = statement.with_changes(body=statement.body.with_changes(body=[*inner, line]))
+                inner = [s for s in statement.body.body if not _is_pass(s)]
+                said = [i for i, s in enumerate(inner) if _assignment(s, self.change.keyword) is not None]
+                if not said:
+                    inner.append(line)
+                elif _same_literal(inner[said[-1]].body[0].value, self.change.value):
+                    return body
+                else:  # the value only: the line keeps its comment
+                    old = inner[said[-1]]
+                    assign = old.body[0].with_changes(value=cst.parse_expression(self.change.value))
+                    inner[said[-1]] = old.with_changes(body=[assign])
+                body[position] = statement.with_changes(body=statement.body.with_changes(body=inner))
                 return body
         meta = cst.parse_statement(f"class Meta:\n    {self.change.keyword} = {self.change.value}\n")
         return [*body, meta.with_changes(leading_lines=[cst.EmptyLine(indent=False)])]

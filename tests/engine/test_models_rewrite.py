@@ -66,3 +66,13 @@ def test_a_models_package_is_searched_and_a_class_defined_twice_is_not_guessed()
     assert list(edit.files) == ["shop/models/catalogue.py"]
     twice = {**package, "shop/models/legacy.py": MODELS}
     assert rewrite(ModelChange("shop", "Product", "title", "db_column", "'name'"), files=twice).manual
+
+
+def test_what_the_model_says_already_is_left_as_written():
+    said = MODELS.replace('default="", max_length=32', "db_default='', max_length=32").replace(
+        '        ordering = ["title"]\n', "        db_table = 'shop_item'  # historic\n        ordering = ['title']\n")
+    edit = rewrite(ModelChange("shop", "Product", "sku", "db_default", '""', "default"),
+                   ModelChange("shop", "Product", None, "db_table", '"shop_item"'), files={"shop/models.py": said})
+    assert not edit.files and not edit.manual
+    moved = rewrite(ModelChange("shop", "Product", None, "db_table", "'shop_goods'"), files={"shop/models.py": said})
+    assert "        db_table = 'shop_goods'  # historic\n        ordering = ['title']\n" in moved.files["shop/models.py"]
