@@ -80,8 +80,9 @@ STATS_URL_ENV = "MIGRATION_SAFE_STATS_URL"
 
 def add_stats_command(commands) -> None:
     command = commands.add_parser("stats", help="export production's table sizes for `tables.stats`")
-    command.add_argument("--database-url", help=f"the database to read (default: ${STATS_URL_ENV}); "
-                                                "a read replica and a role with CONNECT are enough")
+    command.add_argument("--database-url", metavar="URL",
+                         help=f"the database to read (default: ${STATS_URL_ENV}); a read replica and a role "
+                              "with CONNECT are enough")
     command.add_argument("--output", metavar="FILE", help="write the JSON here instead of stdout")
     command.add_argument("--schema", action="append", metavar="NAME",
                          help="only this schema's tables (repeatable; default: every schema but PostgreSQL's own)")
