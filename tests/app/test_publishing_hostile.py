@@ -115,6 +115,38 @@ def test_hostile_names_sql_and_file_name_are_published_as_code(app_harness):
     assert {c["body"].split("**")[1] for c in review["comments"]} >= {"MS101", "MS108"}
 
 
+SHORT = "x` <img src=x> @acme/dba-team ## ✅"  # fits PostgreSQL's 63-byte names
+FAILING_SQL = f'''
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [migrations.RunSQL({f'SELECT * FROM "{SHORT}"'!r}, migrations.RunSQL.noop)]
+'''
+RAISING = f'''
+from django.db import migrations
+
+raise RuntimeError({HOSTILE!r})
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [migrations.RunSQL("SELECT 1", migrations.RunSQL.noop)]
+'''
+
+
+@pytest.mark.parametrize("migration, said", [(FAILING_SQL, "does not exist"), (RAISING, "RuntimeError")],
+                         ids=["postgresql-error", "sandbox-error"])
+def test_postgresql_and_sandbox_errors_are_published_as_code(app_harness, migration, said):
+    h = app_harness
+    open_pr(h, {"shop/migrations/0002_x.py": migration})
+    [run] = h.run()
+    summary = run["output"]["summary"]
+    assert said in summary and "acme/dba-team" in summary  # the error is there, quoted
+    assert_only_the_apps_markup(h, render(summary).headings[0][1])
+
+
 def test_hostile_command_lines_and_reason_are_escaped_in_replies_and_summary(app_harness):
     pr = Pr(app_harness).open({"0002_x": HOSTILE_MIGRATION})
     reason = " ".join(HOSTILE_LINES) + " " + HOSTILE
