@@ -21,6 +21,8 @@ from typing import Protocol
 import libcst as cst
 
 MAX_BYTES = 1_000_000  # a models module larger than this is not read
+MAX_LISTED = 100  # modules read from one `models/` package
+MAX_SNAPSHOT = 20_000_000  # bytes of models modules a snapshot keeps, over every app
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,10 @@ class WorkTree:
         target = self._path(folder)
         if target is None or not target.is_dir():
             return []
-        return sorted(f"{folder}/{entry.name}" for entry in os.scandir(target)
-                      if entry.name.endswith(".py") and entry.is_file(follow_symlinks=False))
+        with os.scandir(target) as entries:
+            names = sorted(f"{folder}/{entry.name}" for entry in entries
+                           if entry.name.endswith(".py") and entry.is_file(follow_symlinks=False))
+        return names[:MAX_LISTED]
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,17 @@ class Snapshot:
 
     @classmethod
     def of(cls, tree: ProjectFiles, app_dirs: set[str]) -> "Snapshot":
-        return cls({path: text for app in sorted(app_dirs) for path in candidates(tree, app)
-                    if (text := tree.read(path)) is not None})
+        """The apps' models modules, up to MAX_SNAPSHOT bytes: past it, fixes name the lines to write."""
+        files, total = {}, 0
+        for path in (path for app in sorted(app_dirs) for path in candidates(tree, app)):
+            text = tree.read(path)
+            if text is None:
+                continue
+            total += len(text)
+            if total > MAX_SNAPSHOT:
+                break
+            files[path] = text
+        return cls(files)
 
     def read(self, path: str) -> str | None:
         return self.files.get(path)

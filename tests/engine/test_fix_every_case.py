@@ -277,3 +277,15 @@ def test_models_read_refuses_links_and_paths_outside_the_project(tmp_path):
     edit = apply_model_changes([ModelChange("shop", "Product", "sku", "db_default", "''", "default")], tree)
     assert not edit.files and "left" not in edit.manual[0] and "Product.sku must say" in edit.manual[0]
     assert outside.read_text().count("default=''") == 1
+
+
+def test_a_snapshot_of_models_stops_at_its_size_limit(tmp_path, monkeypatch):
+    """A pull request naming many apps cannot make the App read without end."""
+    from migration_safe.engine import models_rewrite
+
+    for app in ("a", "b", "c"):
+        (tmp_path / app).mkdir()
+        (tmp_path / app / "models.py").write_text("x" * 400)
+    monkeypatch.setattr(models_rewrite, "MAX_SNAPSHOT", 1000)
+    snapshot = models_rewrite.Snapshot.of(models_rewrite.WorkTree(tmp_path), {"a", "b", "c", "../etc"})
+    assert sorted(snapshot.files) == ["a/models.py", "b/models.py"]
