@@ -46,7 +46,7 @@ def index_builds(ctx: MigrationContext):
 
 
 def size_known(ctx: MigrationContext, table: str) -> bool:
-    return table in ctx.config.table_rows or table in ctx.config.large_tables
+    return ctx.config.table_size(table) is not None or table in ctx.config.large_tables
 
 
 def group(ctx: MigrationContext, builds) -> Finding:
