@@ -136,7 +136,7 @@ def load_stats(repo: Path, relative: str, where: str) -> dict[str, TableSize]:
         raise ConfigError(f"{where}: {name} does not exist") from None
     except confined.Refused as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ConfigError(f"{where}: {name} is not valid JSON: {exc}") from exc
     try:
         return table_stats.parse(data)

@@ -259,6 +259,13 @@ def test_a_stats_file_over_the_cap_or_not_a_file_is_refused(tmp_path, monkeypatc
         load_config(tmp_path)
 
 
+def test_a_stats_file_nested_past_the_parsers_limit_is_an_error(tmp_path):
+    write_config(tmp_path, "  stats: stats.json\n")
+    (tmp_path / "stats.json").write_text("[" * 100_000)
+    with pytest.raises(ConfigError, match="tables.stats: stats.json is not valid JSON"):
+        load_config(tmp_path)
+
+
 def test_large_is_a_list_or_a_threshold(tmp_path):
     stats = {"shop_order": 10_000_000, "shop_item": 9_999_999, "shop_tag": 1_500_000}
     write_config(tmp_path, "  stats: stats.json\n  large_rows: 10_000_000\n  large: [shop_tag]\n", stats)
