@@ -142,8 +142,10 @@ class Applier:
         operations = migration.operations
         failed = f"operation {done + 1} of {len(operations)} ({describe(operations[done])})"
         if done == 0 and known:
+            leftover = (" (an INVALID index it leaves is dropped by the next run before it builds again)"
+                        if isinstance(operations[done], postgres_operations.AddIndexConcurrently) else "")
             return (f"{self._failure(exc, retries)}. It is not atomic; {failed} failed whole: nothing of it "
-                    f"is applied.")
+                    f"is applied{leftover}.")
         applied = ", ".join(f"{n + 1} ({describe(op)})" for n, op in enumerate(operations[:done]))
         state = (f"operation{'s' if done > 1 else ''} {applied} {'are' if done > 1 else 'is'} applied; "
                  if done else "")

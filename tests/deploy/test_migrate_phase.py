@@ -445,3 +445,26 @@ def test_a_migration_file_too_large_to_read_is_refused(project):
     assert "refused     shop.0002_huge: its file could not be read (larger than 2,000,000 bytes); add " \
            "deploy_phase" in done.stdout
     assert project.applied() == []
+
+
+def test_a_concurrent_build_that_never_gets_its_lock_stops_and_the_next_run_cleans_up(project):
+    project.run("pre-deploy")
+    project.migration("0002_index", INDEX_NAME)
+    ready, release = threading.Event(), threading.Event()
+    holder = hold(project, "INSERT INTO shop_product (name) VALUES ('x')", ready, release)
+    try:
+        done = project.run("pre-deploy", *FAST, "--retries", "1")
+    finally:
+        release.set()
+        holder.join(10)
+    assert done.returncode == 1
+    assert "lock timeout after 1 retry" in done.stdout
+    assert "operation 1 of 1 (Concurrently create index product_name_idx on field(s) name of model product) " \
+           "failed whole: nothing of it is applied (an INVALID index it leaves is dropped by the next run " \
+           "before it builds again)" in done.stdout
+    assert index_validity(project, "product_name_idx") == [False]
+    assert project.applied() == ["shop.0001_initial"]
+    again = project.run("pre-deploy")
+    assert again.returncode == 0, output(again)
+    assert "dropped INVALID index public.product_name_idx" in again.stdout
+    assert index_validity(project, "product_name_idx") == [True]
