@@ -108,9 +108,10 @@ def plan_fixes(review: Review, only: set[str] | None = None, config: Config | No
     declare_phases(chosen, plan, work)
     settle_order(review, work, repoint)
     for verdict in chosen:
+        label = verdict.file.label
         plan.left += [left_line(verdict, f, work.reasons) for f in verdict.findings
-                      if f.blocks and f.suggestion is None and (verdict.file.label, f.operation_index)
-                      not in work.fixed and (verdict.file.label, f.rule) not in work.fixed_rules]
+                      if f.blocks and (label, f.rule, f.line) not in work.applied
+                      and (label, f.operation_index) not in work.fixed and (label, f.rule) not in work.fixed_rules]
     plan.notes += ordering_notes(fixes, anchors)
     return plan
 
@@ -128,6 +129,7 @@ class _Work:
     phases: dict[str, Phase] = field(default_factory=dict)  # path -> the phase a rewritten file has
     split: set[str] = field(default_factory=set)  # paths split into parts, each declaring its phase
     left: list[str] = field(default_factory=list)
+    applied: set[tuple[str, str, int | None]] = field(default_factory=set)  # (label, rule, line) suggested
 
 
 def left_line(verdict: MigrationVerdict, finding: Finding, reasons: dict[tuple[str, int | None], str]) -> str:
@@ -156,6 +158,7 @@ def apply_local(verdict: MigrationVerdict, work: _Work) -> str:
             continue
         source = apply_suggestion(source, start, end, finding.suggestion)
         taken.append((start, end))
+        work.applied.add((verdict.file.label, finding.rule, finding.line))
         work.done.append(f"{verdict.file.path}:{start} {finding.rule}: rewritten")
         if finding.rule == "MS103":
             work.models += db_default_model(verdict, finding)
