@@ -12,8 +12,9 @@ import pytest
 from migration_safe.cli import main
 from migration_safe.engine.review import ReviewRequest, run_review
 
+from .test_fix import CHECK
 from .test_fix_concurrent import manage, migration_files
-from .test_fix_recipes import edit_models
+from .test_fix_recipes import LEGACY_REQUIRED, REMOVE_PRICE, edit_models
 
 pytestmark = pytest.mark.slow
 
@@ -117,6 +118,16 @@ class Migration(migrations.Migration):
     ]
 '''
 
+RENAME = '''
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+
+    operations = [migrations.RenameField("product", "title", "name")]  # the catalogue says "name"
+'''
+
 LEGACY = "    legacy_code = models.CharField(max_length=20, null=True)\n"
 PRICE = "    price = models.IntegerField()\n"
 CASES = {
@@ -137,6 +148,16 @@ CASES = {
     "inline_check": ({"    quantity = models.IntegerField()\n": "    quantity = models.IntegerField()\n"
                       "    rank = models.PositiveIntegerField(db_default=0)\n"}, "0002_rank", INLINE_CHECK),
     "schema_and_data": ({}, "0002_score", SCHEMA_AND_DATA),
+    # the recipes of earlier fixes, through PostgreSQL and sqlmigrate too
+    "set_not_null": ({LEGACY: "    legacy_code = models.CharField(max_length=20)\n"},
+                     "0002_legacy_required", LEGACY_REQUIRED),
+    "check_constraint": ({"    quantity = models.IntegerField()\n": "    quantity = models.IntegerField()\n\n"
+                          "    class Meta:\n        constraints = [models.CheckConstraint("
+                          "condition=models.Q(quantity__gte=0), name='order_quantity_positive')]\n"},
+                         "0002_positive", CHECK),
+    "not_null_removal": ({"    price = models.IntegerField()\n" + LEGACY: ""}, "0002_remove_price", REMOVE_PRICE),
+    "rename": ({"    title = models.CharField(max_length=100)\n": "    name = models.CharField(max_length=100)\n"},
+               "0002_rename", RENAME),
 }
 
 
@@ -204,9 +225,11 @@ def test_each_fixable_case_is_fixed_in_one_run(shop, capsys, case):
         assert "# never negative" in files["0002_rank"]
         assert 'VALIDATE CONSTRAINT \\"shop_order_rank_check\\"' in files["0003_rank_validate_checks"] or \
             'VALIDATE CONSTRAINT "shop_order_rank_check"' in files["0003_rank_validate_checks"]
-    else:
+    elif case == "schema_and_data":
         assert "UPDATE" not in files["0002_score"] and "UPDATE" in files["0003_score_data"]
         assert verdicts["0003_score_data"].phase.value == "deferred"
+    elif case == "rename":
+        assert "name = models.CharField(max_length=100, db_column='title')" in models_text(shop)
 
 
 def models_text(shop) -> str:
