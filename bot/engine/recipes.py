@@ -614,8 +614,8 @@ def restore_column(operation: Operation) -> str | None:
 def inline_check_rewrite(source: str, index: int,
                          operation: Operation) -> tuple[str, list[str], list[str]] | None:
     """(the AddField's lines, the VALIDATE statements, the SQL it runs now): ADD COLUMN without its
-    inline CHECK, the CHECK added NOT VALID under the name PostgreSQL gives an inline one (<table>_<column>_check), Django's
-    state unchanged. Validating scans the table, so it comes later, deferred."""
+    inline CHECK, the CHECK added NOT VALID under the name PostgreSQL gives an inline one
+    (<table>_<column>_check), Django's state unchanged. Validating scans the table: later, deferred."""
     sql, validate, reverse = [], [], []
     for statement in operation.statements:
         split = _without_inline_checks(statement)

@@ -144,7 +144,8 @@ def test_not_null_with_a_callable_default_is_not_rewritten():
 
 
 def test_inline_check_is_added_not_valid_under_the_name_postgresql_gives_it():
-    source = migration('operations = [migrations.AddField("order", "rank", models.PositiveIntegerField(db_default=0))]\n')
+    source = migration('operations = [migrations.AddField("order", "rank", '
+                       'models.PositiveIntegerField(db_default=0))]\n')
     op = operation(source, 0, ['ALTER TABLE "shop_order" ADD COLUMN "rank" integer DEFAULT 0 NOT NULL '
                                'CHECK ("rank" >= 0)'])
     text, validate, sql = inline_check_rewrite(source, 0, op)
