@@ -1,4 +1,4 @@
-"""migration-safe command line: check | fix | demo | stats | rules | explain | serve | worker."""
+"""migration-safe command line: check | fix | demo | stats | rules | explain | ci | serve | worker."""
 from __future__ import annotations
 
 import argparse
@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     serve.set_defaults(run=run_serve)
+    ci = commands.add_parser("ci", help="review a pull request from a GitHub Actions job and publish it")
+    ci.add_argument("--config", metavar="FILE", help="config file (default: the head's .github/migration-safe.yml)")
+    ci.add_argument("--base", help="revision the change starts from (default: the pull request's base)")
+    ci.add_argument("--python", help="interpreter that runs the project (default: config, else this one)")
+    ci.add_argument("--token-env", default="GITHUB_TOKEN", metavar="NAME",
+                    help="the environment variable holding the token (default: GITHUB_TOKEN)")
+    ci.set_defaults(run=run_ci)
     worker = commands.add_parser("worker", help="run a queue worker on $REDIS_URL")
     worker.set_defaults(run=run_worker)
     rules = commands.add_parser("rules", help="list the rule catalogue")
@@ -269,6 +276,12 @@ def run_worker(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"migration-safe worker: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def run_ci(args: argparse.Namespace) -> int:
+    from migration_safe.app import ci
+
+    return ci.run(ci.Options(config=args.config, base=args.base, python=args.python, token_env=args.token_env))
 
 
 def run_rules(args: argparse.Namespace) -> int:

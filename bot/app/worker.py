@@ -95,22 +95,8 @@ class Worker:
             run.edit(status="completed", conclusion="cancelled", completed_at=publish.now_dt(),
                      output={"title": "Superseded by a newer push", "summary": "A newer head is reviewed."})
             return None
-        review = reviewed.review
         pushed = self.push_fixes(job, repo, pull, run, reviewed)
-        publish.sync_labels(target, review)
-        if review.migrations or has_summary(pull, self.app.bot_login()):
-            from migration_safe.report import markdown
-            from migration_safe_rules import catalogue
-
-            # a push's note lists what it left; else the summary says what `fix` would leave, and why
-            body = markdown.render(review, rules=catalogue(), left=None if pushed.note else reviewed.fixes().left)
-            publish.upsert_summary(target, f"{pushed.note}\n\n{body}" if pushed.note else body,
-                                   self.app.bot_login())
-        if pushed.commit is None:  # else the pushed commit rewrites these lines; its review comments on the rest
-            publish.post_review(target, review, self.app.bot_login())
-        # Last: the required check turns green only once everything is published, and an attempt
-        # that fails before this leaves its run in progress, without annotations, for the retry to reuse.
-        publish.complete_check(run, review, pushed.note)
+        publish_reviewed(target, run, reviewed, self.app.bot_login(), pushed)
         return reviewed
 
     def push_fixes(self, job: ReviewJob, repo, pull, run, reviewed: Reviewed) -> autopush.Outcome:
@@ -177,6 +163,26 @@ def cache_namespace(repo, pull) -> str:
     pull requests from the same repository (a fork is another) share them."""
     head = pull.head.repo
     return f"github:{head.full_name}" if head is not None else f"github:{repo.full_name}#pull-{pull.number}"
+
+
+def publish_reviewed(target: publish.Target, run, reviewed: Reviewed, bot_login: str,
+                     pushed: autopush.Outcome = autopush.Outcome()) -> None:
+    """A finished review onto the pull request: labels, the summary comment, the inline review, then
+    the check run. The App's worker and `migration-safe ci` both publish through this."""
+    review = reviewed.review
+    publish.sync_labels(target, review)
+    if review.migrations or has_summary(target.pull, bot_login):
+        from migration_safe.report import markdown
+        from migration_safe_rules import catalogue
+
+        # a push's note lists what it left; else the summary says what `fix` would leave, and why
+        body = markdown.render(review, rules=catalogue(), left=None if pushed.note else reviewed.fixes().left)
+        publish.upsert_summary(target, f"{pushed.note}\n\n{body}" if pushed.note else body, bot_login)
+    if pushed.commit is None:  # else the pushed commit rewrites these lines; its review comments on the rest
+        publish.post_review(target, review, bot_login)
+    # Last: the required check turns green only once everything is published, and an attempt
+    # that fails before this leaves its run in progress, without annotations, for the retry to reuse.
+    publish.complete_check(run, review, pushed.note)
 
 
 def has_summary(pull, bot_login: str) -> bool:

@@ -8,6 +8,7 @@ of basic auth (`x-access-token:<token>`), as GitHub does.
 from __future__ import annotations
 
 import base64
+import re
 import time
 
 import jwt
@@ -106,3 +107,25 @@ def may_push(identity: Identity, repo: Repo) -> bool:
         return identity.permissions.get("contents") == "write"
     assert identity.user is not None
     return repo.role_of(identity.user.login) in ("admin", "maintain", "write")
+
+
+# The permission a write through an installation's token needs, by path (GitHub's "Permissions
+# required for GitHub Apps"): a comment on a pull request is an issue's, so either suffices there.
+WRITE_PERMISSIONS = (
+    (re.compile(r"/check-runs(/|$)"), ("checks",)),
+    (re.compile(r"/pulls/"), ("pull_requests",)),
+    (re.compile(r"/issues/|/labels(/|$)"), ("issues", "pull_requests")),
+)
+WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+def require_write(identity: Identity, method: str, path: str) -> None:
+    """The 403 GitHub answers a token without the write permission an endpoint needs, e.g. the
+    read-only GITHUB_TOKEN of a workflow run for a fork's pull request."""
+    if identity.kind != "installation" or method not in WRITES:
+        return
+    for pattern, names in WRITE_PERMISSIONS:
+        if pattern.search(path):
+            if not any(identity.permissions.get(name) == "write" for name in names):
+                raise ApiError(403, "Resource not accessible by integration")
+            return

@@ -57,6 +57,7 @@ class Dispatcher:
             route, params = router.match(method, path)
             with self.state.lock:
                 identity = self._identify(request, route.auth)
+                auth.require_write(identity, method, path)
                 assert self.urls is not None
                 response = route.handler(Ctx(request, self.state, self.urls, identity), **params)
         except ApiError as error:

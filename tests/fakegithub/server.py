@@ -44,8 +44,11 @@ from .shapes import (
     review_comment_json,
     review_json,
 )
-from .state import ORGANIZATION, ROLE_PERMISSION, USER, Pull, PullFile, Repo, State, Token, now, random_sha
+from .state import BOT, ORGANIZATION, ROLE_PERMISSION, USER, Pull, PullFile, Repo, State, Token, now, random_sha
 from .transport import FaultRule, RecordedRequest, Server
+
+
+ACTIONS_BOT = "github-actions[bot]"  # whom a workflow's GITHUB_TOKEN writes as
 
 
 class FakeGitHub:
@@ -335,6 +338,20 @@ class FakeGitHub:
         with self._state.lock:
             user = self._state.user(login, user_type)
             self._state.tokens[value] = Token(value, now() + expires_in, user.login, None)
+        return value
+
+    def actions_token(self, owner: str, name: str, *, read_only: bool = False) -> str:
+        """The GITHUB_TOKEN of a workflow run in `owner/name`: an installation token acting as
+        github-actions[bot], with the permissions a workflow's `permissions:` grants, or all "read"
+        (a fork's pull request), when GitHub answers every write with 403."""
+        level = "read" if read_only else "write"
+        granted = {"checks": level, "issues": level, "pull_requests": level, "contents": "read", "metadata": "read"}
+        value = new_token_value()
+        with self._state.lock:
+            repo = self._repo(owner, name)
+            bot = self._state.user(ACTIONS_BOT, BOT)
+            self._state.tokens[value] = Token(value, now() + timedelta(hours=1), bot.login, repo.installation_id,
+                                              granted)
         return value
 
     def expire_tokens(self) -> None:

@@ -1,0 +1,324 @@
+"""`migration-safe ci`: the App's review, run as a step of the team's own GitHub Actions job.
+
+The project's interpreter and dependencies are the job's, installed by its own steps; the review is
+published through the App's own code (`worker.publish_reviewed`), with PyGithub authenticated by the
+workflow's token instead of an installation's. A token that may not write (a fork's pull request)
+still gets workflow-command annotations, the job summary and the exit code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypedDict
+
+from github import Auth, Github, GithubException, RateLimitExceededException
+
+from migration_safe.app import publish
+from migration_safe.app.autopush import is_fork
+from migration_safe.app.checkout import CheckoutError, run_git
+from migration_safe.app.commands import command_state
+from migration_safe.app.github import retry_policy
+from migration_safe.app.shapes import Repository, ShapeError, check
+from migration_safe.app.worker import Reviewed, publish_reviewed
+from migration_safe.config import Config, ConfigError, load_config
+from migration_safe.engine import discover
+from migration_safe.engine.concurrent import uses_pg_migration_tools
+from migration_safe.engine.model import Review
+from migration_safe.engine.models_rewrite import Snapshot, WorkTree, app_folder
+from migration_safe.engine.review import ReviewRequest, SetupError, run_review
+from migration_safe.report import github as workflow_commands
+from migration_safe.report import markdown, markup
+from migration_safe_rules import catalogue
+
+EXIT_OK, EXIT_BLOCKING, EXIT_USAGE = 0, 1, 2
+DEFAULT_API_URL = "https://api.github.com"
+ACTIONS_BOT = "github-actions[bot]"  # whom a workflow's GITHUB_TOKEN writes as
+MAX_EVENT_BYTES = 25 * 1024 * 1024  # GitHub caps a webhook payload at 25 MB
+STEP_SUMMARY_LIMIT = 1024 * 1024  # GitHub refuses a larger job summary
+FETCH_DEPTH = 50
+DEEPEN = (200, 1000)  # then the whole history
+SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
+PR_ACTIONS = {"opened", "synchronize", "reopened", "ready_for_review", "edited"}
+
+
+class CiError(Exception):
+    """The job is not set up as `ci` needs (environment, event): the workflow's to fix."""
+
+
+class _Sha(TypedDict):
+    sha: str
+
+
+class _PullRequest(TypedDict):
+    number: int
+    state: str
+    base: _Sha
+    head: _Sha
+
+
+class PullRequestPayload(TypedDict):
+    action: str
+    repository: Repository
+    pull_request: _PullRequest
+
+
+@dataclass(frozen=True)
+class ActionsEnv:
+    event_name: str
+    event_path: Path
+    repository: str
+    api_url: str
+    workspace: Path
+    step_summary: Path | None
+    token: str
+    pace_writes: bool
+
+    @classmethod
+    def from_environment(cls, token_env: str = "GITHUB_TOKEN") -> ActionsEnv:
+        env = os.environ
+        missing = [name for name in ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "GITHUB_REPOSITORY",
+                                     "GITHUB_WORKSPACE") if not env.get(name)]
+        if missing:
+            raise CiError(f"not in a GitHub Actions job: {', '.join(missing)} not set")
+        if not env.get(token_env):
+            raise CiError(f"no token: ${token_env} is empty; pass `GITHUB_TOKEN: ${{{{ github.token }}}}` "
+                          "in the step's env (or name another variable with --token-env)")
+        summary = env.get("GITHUB_STEP_SUMMARY")
+        return cls(env["GITHUB_EVENT_NAME"], Path(env["GITHUB_EVENT_PATH"]), env["GITHUB_REPOSITORY"],
+                   env.get("GITHUB_API_URL") or DEFAULT_API_URL, Path(env["GITHUB_WORKSPACE"]),
+                   Path(summary) if summary else None, env[token_env],
+                   env.get("MIGRATION_SAFE_PACE_WRITES", "1") != "0")
+
+    def client(self) -> Github:
+        # PyGithub paces writes (1 s) to stay under GitHub's secondary rate limits; tests turn it off.
+        pacing = {} if self.pace_writes else {"seconds_between_requests": None, "seconds_between_writes": None}
+        return Github(auth=Auth.Token(self.token), base_url=self.api_url, retry=retry_policy(), per_page=100,
+                      **pacing)
+
+
+@dataclass(frozen=True)
+class Options:
+    config: str | None = None  # the workflow's own config file, else the head's .github/migration-safe.yml
+    base: str | None = None  # a revision instead of the pull request's base
+    python: str | None = None  # the interpreter that runs the project, else the config's, else this one
+    token_env: str = "GITHUB_TOKEN"
+
+
+def run(options: Options) -> int:
+    try:
+        env = ActionsEnv.from_environment(options.token_env)
+        payload = read_event(env.event_path)
+    except CiError as exc:
+        print(f"migration-safe ci: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if env.event_name == "pull_request_target":
+        print("migration-safe ci: refusing pull_request_target: it would run the pull request's code with a "
+              "token that can write to the repository; run on pull_request", file=sys.stderr)
+        return EXIT_USAGE
+    if env.event_name != "pull_request":
+        print(f"migration-safe ci: nothing to do for a {env.event_name} event; run it on pull_request",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        check(payload, PullRequestPayload)
+    except ShapeError as exc:
+        print(f"migration-safe ci: the event is not a pull_request payload: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if payload["action"] not in PR_ACTIONS or payload["pull_request"]["state"] != "open":
+        print(f"migration-safe ci: nothing to review for pull_request.{payload['action']}", file=sys.stderr)
+        return EXIT_OK
+    return review_pull_request(env, options, payload)
+
+
+def read_event(path: Path) -> Any:
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_EVENT_BYTES + 1)
+    except OSError as exc:
+        raise CiError(f"cannot read GITHUB_EVENT_PATH: {exc}") from None
+    if len(data) > MAX_EVENT_BYTES:
+        raise CiError(f"GITHUB_EVENT_PATH holds more than {MAX_EVENT_BYTES // (1024 * 1024)} MB")
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise CiError(f"GITHUB_EVENT_PATH is not JSON: {exc}") from None
+
+
+def review_pull_request(env: ActionsEnv, options: Options, payload: PullRequestPayload) -> int:
+    gh = env.client()
+    repo = gh.get_repo(env.repository)
+    pull = repo.get_pull(payload["pull_request"]["number"])
+    head_sha = payload["pull_request"]["head"]["sha"]
+    target = publish.Target(repo, pull, head_sha)
+    publisher = Publisher(target, bot_login(gh))
+    run_ = publisher.start()
+    try:
+        base = fetch_commit(env.workspace, options.base or payload["pull_request"]["base"]["sha"], env.token)
+        head = fetch_commit(env.workspace, head_sha, env.token)
+        ensure_merge_base(env.workspace, base, head, env.token)
+        reviewed = review(env.workspace, base, head, target, options)
+    except ConfigError as exc:
+        publisher.fail(run_, f"the configuration is invalid: {exc}")
+        raise
+    except Exception as exc:
+        publisher.fail(run_, f"{type(exc).__name__}: {exc}")
+        raise
+    publisher.publish(run_, reviewed)
+    write_step_summary(env.step_summary, reviewed)
+    if publisher.denied:
+        sys.stdout.write(workflow_commands.render(reviewed.review, rules=catalogue()))
+        print(workflow_commands.command("warning", publisher.explanation(is_fork(pull)),
+                                        title="migration-safe posted nothing on the pull request"))
+    else:
+        print(f"migration-safe: {publish.title(reviewed.review)} (published on pull request #{pull.number})")
+    return EXIT_BLOCKING if reviewed.review.blocking else EXIT_OK
+
+
+def bot_login(gh: Github) -> str:
+    """Whose comments and markers are ours: MIGRATION_SAFE_BOT_LOGIN, else the token's own user (a
+    personal token), else github-actions[bot], which GitHub answers /user with 403 for."""
+    if os.environ.get("MIGRATION_SAFE_BOT_LOGIN"):
+        return os.environ["MIGRATION_SAFE_BOT_LOGIN"]
+    try:
+        return gh.get_user().login
+    except GithubException:
+        return ACTIONS_BOT
+
+
+class Publisher:
+    """The App's publishing steps, which stop at the first write GitHub refuses (403: a read-only
+    token) and remember why, for the one message that says so."""
+
+    def __init__(self, target: publish.Target, login: str) -> None:
+        self.target, self.login = target, login
+        self.denied: GithubException | None = None
+        self.check_published = False
+
+    def start(self):
+        return self._attempt(lambda: publish.find_or_start_check(self.target))
+
+    def fail(self, run_, reason: str) -> None:
+        if run_ is not None:
+            self._attempt(lambda: publish.fail_check(run_, reason))
+
+    def publish(self, run_, reviewed: Reviewed) -> None:
+        if run_ is None:
+            return
+        if self._attempt(lambda: publish_reviewed(self.target, run_, reviewed, self.login) or True):
+            self.check_published = True
+            return
+        # The check run goes on by itself: it needs checks: write only, which the token may have.
+        self.check_published = bool(self._attempt(lambda: publish.complete_check(run_, reviewed.review) or True))
+
+    def _attempt(self, step):
+        if self.denied is not None:
+            return None
+        try:
+            return step()
+        except RateLimitExceededException:
+            raise
+        except GithubException as exc:
+            if exc.status != 403:
+                raise
+            self.denied = exc
+            return None
+
+    def explanation(self, fork: bool) -> str:
+        message = (self.denied.data or {}).get("message") if isinstance(self.denied.data, dict) else None
+        why = ("this pull request comes from a fork, and GitHub gives the workflows of fork pull requests "
+               "a read-only token" if fork else
+               "the token may not write here: give the job `permissions:` checks: write, pull-requests: "
+               "write, issues: write")
+        published = "only the check run was published, not " if self.check_published else "no check run, "
+        return (f"GitHub refused to let this job write to the pull request ({self.denied.status}: "
+                f"{markup.clip(message or 'forbidden', markup.NAME_LIMIT)}): {why}. So {published}"
+                "labels, summary comment or review comments; the findings are in this job's annotations and "
+                "summary, and its exit code is the verdict.")
+
+
+def fetch_commit(workspace: Path, revision: str, token: str) -> str:
+    """The commit `revision` names, fetched from origin when the (shallow) checkout lacks it."""
+    if revision.startswith("-"):
+        raise CiError(f"not a revision: {revision!r}")
+    local = commit_of(workspace, revision)
+    if local is not None:
+        return local
+    git_fetch(workspace, [f"--depth={FETCH_DEPTH}", "origin", revision], token)
+    fetched = commit_of(workspace, revision if SHA.match(revision) else "FETCH_HEAD")
+    if fetched is None:
+        raise SetupError(f"origin has no commit {revision}")
+    return fetched
+
+
+def ensure_merge_base(workspace: Path, base: str, head: str, token: str) -> None:
+    """The review diffs head against where it forked from base: deepen a shallow history until that
+    commit is in it."""
+    for depth in DEEPEN:
+        if has_merge_base(workspace, base, head) or not is_shallow(workspace):
+            return
+        git_fetch(workspace, [f"--deepen={depth}", "origin", base, head], token)
+    if not has_merge_base(workspace, base, head) and is_shallow(workspace):
+        git_fetch(workspace, ["--unshallow", "origin", base, head], token)
+
+
+def git_fetch(workspace: Path, args: list[str], token: str) -> None:
+    # actions/checkout leaves its own credentials in the checkout's config: a second
+    # Authorization header would make GitHub refuse both.
+    own = run_config(workspace, r"^http\..*extraheader$")
+    run_git(workspace, ["fetch", "--quiet", "--no-tags", *args], "" if own else token)
+
+
+def run_config(workspace: Path, pattern: str) -> str:
+    try:
+        return run_git(workspace, ["config", "--local", "--get-regexp", pattern], "")
+    except CheckoutError:  # git says 1 when nothing matches
+        return ""
+
+
+def commit_of(workspace: Path, revision: str) -> str | None:
+    try:
+        return run_git(workspace, ["rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], "").strip()
+    except CheckoutError:
+        return None
+
+
+def has_merge_base(workspace: Path, base: str, head: str) -> bool:
+    try:
+        run_git(workspace, ["merge-base", base, head], "")
+        return True
+    except CheckoutError:
+        return False
+
+
+def is_shallow(workspace: Path) -> bool:
+    return run_git(workspace, ["rev-parse", "--is-shallow-repository"], "").strip() == "true"
+
+
+def review(workspace: Path, base: str, head: str, target: publish.Target, options: Options) -> Reviewed:
+    """What the App's worker reviews, in the job's own checkout and interpreter."""
+    pull = target.pull
+    files = [f for f in pull.get_files() if f.filename.endswith(".py") and f.status != "removed"]
+    if not files:
+        return Reviewed(Review(migrations=[], notes=["this pull request adds no migration"]), Config())
+    state = command_state(target.repo, pull)
+    with discover.checkout(workspace, head) as tree:
+        # Read before the project's code runs in the review: it must not choose them.
+        config = load_config(tree, options.config)
+        safer = uses_pg_migration_tools(tree)
+        models = Snapshot.of(WorkTree(Path(tree)), {app for f in files if (app := app_folder(f.filename))})
+    result = run_review(ReviewRequest(repo=workspace, base=base, head=head, config_path=options.config,
+                                      python=options.python, acknowledgements=state.acknowledgements,
+                                      overrides=state.overrides))
+    return Reviewed(result, config, safer, models)
+
+
+def write_step_summary(path: Path | None, reviewed: Reviewed) -> None:
+    if path is None:
+        return
+    body = markdown.render(reviewed.review, rules=catalogue(), left=reviewed.fixes().left)
+    with open(path, "a", encoding="utf-8") as file:  # other steps' summaries come before
+        file.write(markup.clip_body(body, STEP_SUMMARY_LIMIT) + "\n")
