@@ -16,7 +16,8 @@ project's list (or --commits):
               an empty database on --database-url: "yes" when it prints the SQL
   linter      django-migration-linter's `lint_all_migrations(git_commit_id=C^)` in the same worktree
 
-Prints a markdown table and writes the figures as JSON (--output).
+Prints a markdown table and writes the figures as JSON (--output; the README's are in
+bench/real-results.json).
 """
 from __future__ import annotations
 
