@@ -20,13 +20,15 @@ from github import Auth, Github, GithubException, RateLimitExceededException
 from migration_safe.app import publish
 from migration_safe.app.autopush import is_fork
 from migration_safe.app.checkout import CheckoutError, run_git
-from migration_safe.app.commands import command_state
+from migration_safe.app.commands import command_state, handle_command
+from migration_safe.app.events import PayloadError, ReviewJob, route
 from migration_safe.app.github import retry_policy
 from migration_safe.app.shapes import Repository, ShapeError, check
 from migration_safe.app.worker import Reviewed, publish_reviewed
 from migration_safe.config import Config, ConfigError, load_config
 from migration_safe.engine import discover
 from migration_safe.engine.concurrent import uses_pg_migration_tools
+from migration_safe.engine.isolation import available as isolation_available
 from migration_safe.engine.model import Review
 from migration_safe.engine.models_rewrite import Snapshot, WorkTree, app_folder
 from migration_safe.engine.review import ReviewRequest, SetupError, run_review
@@ -34,7 +36,8 @@ from migration_safe.report import github as workflow_commands
 from migration_safe.report import markdown, markup
 from migration_safe_rules import catalogue
 
-EXIT_OK, EXIT_BLOCKING, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_BLOCKING, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+NO_INSTALLATION = 0  # a workflow's token belongs to no installation of ours
 DEFAULT_API_URL = "https://api.github.com"
 ACTIONS_BOT = "github-actions[bot]"  # whom a workflow's GITHUB_TOKEN writes as
 MAX_EVENT_BYTES = 25 * 1024 * 1024  # GitHub caps a webhook payload at 25 MB
@@ -119,19 +122,16 @@ def run(options: Options) -> int:
         print("migration-safe ci: refusing pull_request_target: it would run the pull request's code with a "
               "token that can write to the repository; run on pull_request", file=sys.stderr)
         return EXIT_USAGE
-    if env.event_name != "pull_request":
-        print(f"migration-safe ci: nothing to do for a {env.event_name} event; run it on pull_request",
-              file=sys.stderr)
+    handler = {"pull_request": on_pull_request, "issue_comment": on_issue_comment}.get(env.event_name)
+    if handler is None:
+        print(f"migration-safe ci: nothing to do for a {env.event_name} event; run it on pull_request "
+              "(and issue_comment for commands)", file=sys.stderr)
         return EXIT_USAGE
     try:
-        check(payload, PullRequestPayload)
-    except ShapeError as exc:
-        print(f"migration-safe ci: the event is not a pull_request payload: {exc}", file=sys.stderr)
+        return handler(CiWorker(env, options), payload)
+    except CiError as exc:
+        print(f"migration-safe ci: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if payload["action"] not in PR_ACTIONS or payload["pull_request"]["state"] != "open":
-        print(f"migration-safe ci: nothing to review for pull_request.{payload['action']}", file=sys.stderr)
-        return EXIT_OK
-    return review_pull_request(env, options, payload)
 
 
 def read_event(path: Path) -> Any:
@@ -148,45 +148,131 @@ def read_event(path: Path) -> Any:
         raise CiError(f"GITHUB_EVENT_PATH is not JSON: {exc}") from None
 
 
-def review_pull_request(env: ActionsEnv, options: Options, payload: PullRequestPayload) -> int:
-    gh = env.client()
-    repo = gh.get_repo(env.repository)
+def on_pull_request(worker: CiWorker, payload: Any) -> int:
+    try:
+        check(payload, PullRequestPayload)
+    except ShapeError as exc:
+        raise CiError(f"the event is not a pull_request payload: {exc}") from None
+    if payload["action"] not in PR_ACTIONS or payload["pull_request"]["state"] != "open":
+        print(f"migration-safe ci: nothing to review for pull_request.{payload['action']}", file=sys.stderr)
+        return EXIT_OK
+    repo = worker.gh.get_repo(worker.env.repository)
     pull = repo.get_pull(payload["pull_request"]["number"])
-    head_sha = payload["pull_request"]["head"]["sha"]
-    target = publish.Target(repo, pull, head_sha)
-    publisher = Publisher(target, bot_login(gh))
-    run_ = publisher.start()
-    try:
-        base = fetch_commit(env.workspace, options.base or payload["pull_request"]["base"]["sha"], env.token)
-        head = fetch_commit(env.workspace, head_sha, env.token)
-        ensure_merge_base(env.workspace, base, head, env.token)
-        reviewed = review(env.workspace, base, head, target, options)
-    except ConfigError as exc:
-        publisher.fail(run_, f"the configuration is invalid: {exc}")
-        raise
-    except Exception as exc:
-        publisher.fail(run_, f"{type(exc).__name__}: {exc}")
-        raise
-    publisher.publish(run_, reviewed)
-    write_step_summary(env.step_summary, reviewed)
-    if publisher.denied:
-        sys.stdout.write(workflow_commands.render(reviewed.review, rules=catalogue()))
-        print(workflow_commands.command("warning", publisher.explanation(is_fork(pull)),
-                                        title="migration-safe posted nothing on the pull request"))
-    else:
-        print(f"migration-safe: {publish.title(reviewed.review)} (published on pull request #{pull.number})")
-    return EXIT_BLOCKING if reviewed.review.blocking else EXIT_OK
+    job = ReviewJob(NO_INSTALLATION, repo.full_name, pull.number, payload["pull_request"]["head"]["sha"],
+                    f"pull_request.{payload['action']}")
+    reviewed = worker.review_pull(job, repo, pull)
+    return worker.finish(pull, reviewed)
 
 
-def bot_login(gh: Github) -> str:
-    """Whose comments and markers are ours: MIGRATION_SAFE_BOT_LOGIN, else the token's own user (a
-    personal token), else github-actions[bot], which GitHub answers /user with 403 for."""
-    if os.environ.get("MIGRATION_SAFE_BOT_LOGIN"):
-        return os.environ["MIGRATION_SAFE_BOT_LOGIN"]
+def on_issue_comment(worker: CiWorker, payload: Any) -> int:
+    """`/migration-safe` commands, answered by the App's own handler; it re-reviews the head through
+    `worker.review_pull` when a command changes the verdict."""
     try:
-        return gh.get_user().login
-    except GithubException:
-        return ACTIONS_BOT
+        # The App's own routing, which reads the installation an App's delivery carries: a
+        # workflow's event has none, and the workflow's token needs none.
+        job = route("issue_comment", {**payload, "installation": {"id": NO_INSTALLATION}},
+                    worker.app.bot_login())
+    except PayloadError as exc:
+        raise CiError(str(exc)) from None
+    if job is None:
+        print("migration-safe ci: this comment holds no /migration-safe command", file=sys.stderr)
+        return EXIT_OK
+    worker.privileged = True
+    try:
+        handle_command(worker, job)
+    except GithubException as exc:
+        if exc.status != 403:
+            raise
+        print(f"migration-safe ci: GitHub refused to let this job answer the command ({exc.status}): give the "
+              "job `permissions:` checks: write, pull-requests: write, issues: write", file=sys.stderr)
+        return EXIT_FAILED
+    if worker.reviewed is None:
+        return EXIT_OK
+    repo = worker.gh.get_repo(worker.env.repository)
+    return worker.finish(repo.get_pull(job.pr), worker.reviewed)
+
+
+class TokenApp:
+    """The part of `GitHubApp` that command handling uses, for a workflow's token."""
+
+    def __init__(self, gh: Github) -> None:
+        self.gh = gh
+        self._login: str | None = None
+
+    def client(self, _installation_id: int) -> Github:
+        return self.gh
+
+    def bot_login(self) -> str:
+        """Whose comments and markers are ours: MIGRATION_SAFE_BOT_LOGIN, else the token's own user (a
+        personal token), else github-actions[bot], for which GitHub answers /user with 403."""
+        if self._login is None:
+            self._login = os.environ.get("MIGRATION_SAFE_BOT_LOGIN") or self._ask()
+        return self._login
+
+    def _ask(self) -> str:
+        try:
+            return self.gh.get_user().login
+        except GithubException:
+            return ACTIONS_BOT
+
+
+class CiWorker:
+    """What the App's worker does for one pull request (`review_pull`), in the job's own checkout."""
+
+    def __init__(self, env: ActionsEnv, options: Options) -> None:
+        self.env, self.options = env, options
+        self.gh = env.client()
+        self.app = TokenApp(self.gh)
+        self.privileged = False  # an issue_comment workflow: the base's write token, whoever wrote the PR
+        self.publisher: Publisher | None = None
+        self.reviewed: Reviewed | None = None
+
+    def review_pull(self, job: ReviewJob, repo, pull) -> Reviewed | None:
+        if pull.state != "open":
+            return None
+        target = publish.Target(repo, pull, job.head_sha)
+        self.publisher = Publisher(target, self.app.bot_login())
+        run_ = self.publisher.start()
+        if self.privileged and is_fork(pull) and not isolation_available().complete:
+            # A fork's code with the repository's write token next to it: only inside a full sandbox.
+            self.publisher.fail(run_, "this pull request comes from a fork, and this job cannot isolate the "
+                                      "code it would run next to a token that can write, so it did not run it: "
+                                      "nothing was checked (install bubblewrap on the runner)")
+            return None
+        workspace = self.env.workspace
+        try:
+            base = fetch_commit(workspace, self.options.base or pull.base.sha, self.env.token)
+            head = fetch_commit(workspace, job.head_sha, self.env.token)
+            ensure_merge_base(workspace, base, head, self.env.token)
+            reviewed = review(workspace, base, head, target, self.options)
+        except ConfigError as exc:
+            self.publisher.fail(run_, f"the configuration is invalid: {exc}")
+            raise
+        except Exception as exc:
+            self.publisher.fail(run_, f"{type(exc).__name__}: {exc}")
+            raise
+        self.publisher.publish(run_, reviewed)
+        self.reviewed = reviewed
+        return reviewed
+
+    def finish(self, pull, reviewed: Reviewed | None) -> int:
+        """The job's own outputs: its summary, annotations when nothing else could carry them, the exit code."""
+        if reviewed is None:
+            if pull.state != "open":
+                print("migration-safe ci: the pull request is closed: nothing to review", file=sys.stderr)
+                return EXIT_OK
+            print("migration-safe ci: nothing was reviewed; the check run on the pull request says why",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        write_step_summary(self.env.step_summary, reviewed)
+        publisher = self.publisher
+        if publisher is not None and publisher.denied:
+            sys.stdout.write(workflow_commands.render(reviewed.review, rules=catalogue()))
+            print(workflow_commands.command("warning", publisher.explanation(is_fork(pull)),
+                                            title="migration-safe posted nothing on the pull request"))
+        else:
+            print(f"migration-safe: {publish.title(reviewed.review)} (published on pull request #{pull.number})")
+        return EXIT_BLOCKING if reviewed.review.blocking else EXIT_OK
 
 
 class Publisher:

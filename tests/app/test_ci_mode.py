@@ -195,3 +195,65 @@ def test_pull_request_target_is_refused(project, tmp_path):
 
         assert done.returncode == 2 and "pull_request_target" in done.stderr
         assert fake.find_requests("POST") == []
+
+
+INDEX = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+
+    operations = [
+        migrations.AddIndex(model_name="product", index=models.Index(fields=["price"], name="product_price_idx")),
+    ]
+'''
+IGNORE = "/migration-safe ignore MS101 shop.0002_x -- product has 40 rows, the lock lasts milliseconds"
+
+
+def test_ignore_in_a_comment_by_a_writer_turns_the_check_green_and_a_readers_is_refused(tmp_path):
+    root = tmp_path / "shop"
+    shutil.copytree(DEMO / "base", root, ignore=shutil.ignore_patterns("__pycache__"))
+    project = GitProject(root)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
+    project.commit("base")
+    project.git("checkout", "-q", "-b", "feature")
+    project.migration("shop", "0002_x", INDEX)
+    project.commit("an index")
+    project.git("checkout", "-q", "main")
+    with FakeGitHub() as fake:
+        fake.add_repo("acme", "shop", root)
+        fake.open_pull("acme", "shop", head="feature", base="main")
+        fake.set_role("acme", "shop", "alice", "write")
+        fake.set_role("acme", "shop", "bob", "read")
+        token = fake.actions_token("acme", "shop")
+        opened, _ = run_ci(fake, checkout(fake, token, tmp_path / "pr", shallow=True), token, tmp_path)
+        assert opened.returncode == 1, opened.stderr
+        head = fake.pull("acme", "shop", 1)["head"]["sha"]
+
+        def comment(user: str):
+            made = fake.add_comment("acme", "shop", 1, IGNORE, user=user)
+            event = fake.webhook_payload("issue_comment", "created", comment=made["id"])
+            # an issue_comment workflow runs on the default branch's checkout
+            workspace = checkout(fake, token, tmp_path / f"on-{user}", shallow=True)
+            done, summary = run_ci(fake, workspace, token, tmp_path, event=event, event_name="issue_comment")
+            replies = [c["body"] for c in fake.issue_comments("acme", "shop", 1)
+                       if c["user"]["login"] == "github-actions[bot]" and "summary" not in c["body"]]
+            reactions = [r["content"] for r in fake.reactions("acme", "shop", made["id"])]
+            return done, summary, replies[-1], reactions
+
+        done, _, reply, reactions = comment("bob")
+        assert done.returncode == 0, done.stderr
+        assert "Sorry @bob, `ignore` changes the verdict and needs write access" in reply
+        assert reactions == ["eyes", "confused"]
+        assert fake.check_runs("acme", "shop", head_sha=head)[-1]["conclusion"] == "failure"
+
+        done, summary, reply, reactions = comment("alice")
+        assert done.returncode == 0, done.stderr
+        assert "MS101 acknowledged for shop.0002_x: it no longer blocks" in reply
+        assert reactions == ["eyes", "+1"]
+        runs = fake.check_runs("acme", "shop", head_sha=head)
+        assert runs[-1]["conclusion"] == "success" and "acknowledged by alice" in runs[-1]["output"]["summary"]
+        assert "acknowledged by alice" in summary
+        summaries = [c for c in fake.issue_comments("acme", "shop", 1) if "migration-safe:summary" in c["body"]]
+        assert len(summaries) == 1 and "acknowledged by alice" in summaries[0]["body"]
