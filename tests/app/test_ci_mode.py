@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -257,3 +258,49 @@ def test_ignore_in_a_comment_by_a_writer_turns_the_check_green_and_a_readers_is_
         assert "acknowledged by alice" in summary
         summaries = [c for c in fake.issue_comments("acme", "shop", 1) if "migration-safe:summary" in c["body"]]
         assert len(summaries) == 1 and "acknowledged by alice" in summaries[0]["body"]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+LEAST = {"contents": "read", "checks": "write", "pull-requests": "write", "issues": "write"}
+
+
+def test_the_actions_review_step_runs_ci_with_its_inputs(project, tmp_path):
+    import yaml
+
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    assert set(action["inputs"]) == {"config", "base", "token", "python"}
+    assert action["runs"]["using"] == "composite"
+    [step] = [s for s in action["runs"]["steps"] if "migration_safe.cli ci" in s["run"]]
+    inputs = {"python": sys.executable, "config": "", "base": "", "token": ""}
+    with FakeGitHub() as fake:
+        fake.add_repo("acme", "shop", project.root)
+        fake.open_pull("acme", "shop", head="feature", base="main")
+        inputs["token"] = fake.actions_token("acme", "shop")
+        workspace = checkout(fake, inputs["token"], tmp_path / "workspace", shallow=True)
+        step_env = {name: re.sub(r"\$\{\{ inputs\.(\w+) \}\}", lambda m: inputs[m.group(1)], value)
+                    for name, value in step["env"].items()}
+        payload = fake.webhook_payload("pull_request", "opened", pull=1)
+        (tmp_path / "event.json").write_text(json.dumps(payload))
+        env = {**os.environ, **step_env, "GITHUB_EVENT_NAME": "pull_request",
+               "GITHUB_EVENT_PATH": str(tmp_path / "event.json"), "GITHUB_REPOSITORY": "acme/shop",
+               "GITHUB_API_URL": fake.url, "GITHUB_WORKSPACE": str(workspace), "MIGRATION_SAFE_PACE_WRITES": "0"}
+        env.pop("GITHUB_TOKEN", None)  # the token comes from the input only
+        done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=workspace, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 1, done.stderr
+        head = fake.pull("acme", "shop", 1)["head"]["sha"]
+        assert fake.check_runs("acme", "shop", head_sha=head)[-1]["conclusion"] == "failure"
+
+
+def test_the_docs_workflows_ask_for_the_least_permissions():
+    import yaml
+
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "ci.md").read_text(), re.S)
+    workflows = [yaml.safe_load(block) for block in blocks if block.startswith("name:")]
+    events = {next(iter(w[True])) for w in workflows}  # YAML 1.1 reads the key `on` as true
+    assert events == {"pull_request", "issue_comment"}
+    for workflow in workflows:
+        assert workflow["permissions"] == LEAST
+        [job] = workflow["jobs"].values()
+        assert any(step.get("uses", "").endswith("/migration-safe@v1") for step in job["steps"])
+    assert "pull_request_target" in (ROOT / "README.md").read_text()
