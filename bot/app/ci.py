@@ -45,7 +45,6 @@ STEP_SUMMARY_LIMIT = 1024 * 1024  # GitHub refuses a larger job summary
 FETCH_DEPTH = 50
 DEEPEN = (200, 1000)  # then the whole history
 SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
-PR_ACTIONS = {"opened", "synchronize", "reopened", "ready_for_review", "edited"}
 
 
 class CiError(Exception):
@@ -153,8 +152,10 @@ def on_pull_request(worker: CiWorker, payload: Any) -> int:
         check(payload, PullRequestPayload)
     except ShapeError as exc:
         raise CiError(f"the event is not a pull_request payload: {exc}") from None
-    if payload["action"] not in PR_ACTIONS or payload["pull_request"]["state"] != "open":
-        print(f"migration-safe ci: nothing to review for pull_request.{payload['action']}", file=sys.stderr)
+    # Every action of an open pull request is reviewed, not only the App's: the job's exit code may be
+    # the required check, and a run that passed without reviewing (a `labeled`) would replace a failing one.
+    if payload["pull_request"]["state"] != "open":
+        print("migration-safe ci: nothing to review for a closed pull request", file=sys.stderr)
         return EXIT_OK
     repo = worker.gh.get_repo(worker.env.repository)
     pull = repo.get_pull(payload["pull_request"]["number"])
@@ -269,7 +270,7 @@ class CiWorker:
         if publisher is not None and publisher.denied:
             sys.stdout.write(workflow_commands.render(reviewed.review, rules=catalogue()))
             print(workflow_commands.command("warning", publisher.explanation(is_fork(pull)),
-                                            title="migration-safe posted nothing on the pull request"))
+                                            title="migration-safe could not write to the pull request"))
         else:
             print(f"migration-safe: {publish.title(reviewed.review)} (published on pull request #{pull.number})")
         return EXIT_BLOCKING if reviewed.review.blocking else EXIT_OK
@@ -333,7 +334,9 @@ def fetch_commit(workspace: Path, revision: str, token: str) -> str:
     local = commit_of(workspace, revision)
     if local is not None:
         return local
-    git_fetch(workspace, [f"--depth={FETCH_DEPTH}", "origin", revision], token)
+    # A full history stays full; a shallow one gets what the review needs, deepened below if short.
+    depth = [f"--depth={FETCH_DEPTH}"] if is_shallow(workspace) else []
+    git_fetch(workspace, [*depth, "origin", revision], token)
     fetched = commit_of(workspace, revision if SHA.match(revision) else "FETCH_HEAD")
     if fetched is None:
         raise SetupError(f"origin has no commit {revision}")
@@ -352,8 +355,8 @@ def ensure_merge_base(workspace: Path, base: str, head: str, token: str) -> None
 
 
 def git_fetch(workspace: Path, args: list[str], token: str) -> None:
-    # actions/checkout leaves its own credentials in the checkout's config: a second
-    # Authorization header would make GitHub refuse both.
+    # actions/checkout leaves its credentials in the checkout's config unless told not to: then
+    # they serve, rather than a second Authorization header.
     own = run_config(workspace, r"^http\..*extraheader$")
     run_git(workspace, ["fetch", "--quiet", "--no-tags", *args], "" if own else token)
 

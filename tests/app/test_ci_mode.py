@@ -132,17 +132,26 @@ def test_pull_request_publishes_what_the_app_publishes(project, tmp_path, monkey
 
 
 def test_shallow_checkout_fetches_what_it_needs_and_a_second_run_duplicates_nothing(project, tmp_path):
+    # The fork point lies deeper than a first fetch of the head brings, and main moved on since.
+    project.git("checkout", "-q", "feature")
+    for n in range(60):
+        project.git("commit", "-q", "--allow-empty", "-m", f"work {n}")
+    project.git("checkout", "-q", "main")
+    project.write("README.txt", "main moved on\n")
+    project.commit("main moved on")
     with FakeGitHub() as fake:
         fake.add_repo("acme", "shop", project.root)
         fake.open_pull("acme", "shop", head="feature", base="main")
         token = fake.actions_token("acme", "shop")
         workspace = checkout(fake, token, tmp_path / "workspace", shallow=True)
-        head = fake.pull("acme", "shop", 1)["head"]["sha"]
+        head, base = (fake.pull("acme", "shop", 1)[side]["sha"] for side in ("head", "base"))
         shallow = subprocess.run(["git", "-C", str(workspace), "cat-file", "-e", head], capture_output=True)
         assert shallow.returncode != 0  # the head is not in the checkout: ci must fetch it
 
         first, _ = run_ci(fake, workspace, token, tmp_path)
         assert first.returncode == 1, first.stderr
+        assert subprocess.run(["git", "-C", str(workspace), "merge-base", head, base], capture_output=True,
+                              text=True).stdout.strip() == project.base
         before = published(fake)
         second, summary = run_ci(fake, workspace, token, tmp_path)
 
@@ -304,3 +313,18 @@ def test_the_docs_workflows_ask_for_the_least_permissions():
         [job] = workflow["jobs"].values()
         assert any(step.get("uses", "").endswith("/migration-safe@v1") for step in job["steps"])
     assert "pull_request_target" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("event, said", [
+    (b"{not json", "GITHUB_EVENT_PATH is not JSON"),
+    (json.dumps({"action": "opened", "repository": {"full_name": "acme/shop"}, "pull_request": "#1"}).encode(),
+     "$.pull_request"),
+    (b" " * (25 * 1024 * 1024 + 1), "more than 25 MB"),
+])
+def test_an_event_file_of_the_wrong_shape_is_refused_without_a_traceback(tmp_path, event, said):
+    (tmp_path / "event.json").write_bytes(event)
+    env = {**os.environ, "GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(tmp_path / "event.json"),
+           "GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": "http://127.0.0.1:9/api/v3",
+           "GITHUB_WORKSPACE": str(tmp_path), "GITHUB_TOKEN": "ghs_unused"}
+    done = subprocess.run([*CLI, "ci"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr
