@@ -63,7 +63,7 @@ def checkout(fake: FakeGitHub, token: str, where: Path, *, shallow: bool) -> Pat
 
 
 def run_ci(fake: FakeGitHub, workspace: Path, token: str, tmp_path: Path, event: dict | None = None,
-           event_name: str = "pull_request"):
+           event_name: str = "pull_request", args: tuple[str, ...] = ()):
     payload = event or fake.webhook_payload("pull_request", "opened", pull=1)
     payload.pop("installation", None)  # a workflow's event has none
     event_path = tmp_path / "event.json"
@@ -75,7 +75,7 @@ def run_ci(fake: FakeGitHub, workspace: Path, token: str, tmp_path: Path, event:
            "GITHUB_WORKSPACE": str(workspace), "GITHUB_STEP_SUMMARY": str(summary), "CI_TOKEN": token,
            "MIGRATION_SAFE_PACE_WRITES": "0"}
     env.pop("GITHUB_TOKEN", None)
-    done = subprocess.run([*CLI, "ci", "--token-env", "CI_TOKEN"], cwd=workspace, env=env, capture_output=True,
+    done = subprocess.run([*CLI, "ci", "--token-env", "CI_TOKEN", *args], cwd=workspace, env=env, capture_output=True,
                           text=True, timeout=600)
     return done, summary.read_text()
 
@@ -328,3 +328,19 @@ def test_an_event_file_of_the_wrong_shape_is_refused_without_a_traceback(tmp_pat
            "GITHUB_WORKSPACE": str(tmp_path), "GITHUB_TOKEN": "ghs_unused"}
     done = subprocess.run([*CLI, "ci"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_base_that_would_be_a_git_option_is_refused_and_the_check_says_so(project, tmp_path):
+    with FakeGitHub() as fake:
+        fake.add_repo("acme", "shop", project.root)
+        fake.open_pull("acme", "shop", head="feature", base="main")
+        token = fake.actions_token("acme", "shop")
+        workspace = checkout(fake, token, tmp_path / "workspace", shallow=True)
+        planted = tmp_path / "planted"
+
+        done, _ = run_ci(fake, workspace, token, tmp_path, args=(f"--base=--upload-pack=touch {planted}",))
+
+        assert done.returncode == 2 and "not a revision" in done.stderr
+        assert not planted.exists()
+        [run] = fake.check_runs("acme", "shop", head_sha=fake.pull("acme", "shop", 1)["head"]["sha"])
+        assert run["conclusion"] == "failure" and "not a revision" in run["output"]["summary"]
