@@ -84,7 +84,7 @@ def run_isolated(python: str, request: dict, limits: Limits, isolation: Isolatio
             database = reachable_database(request["database"], workdir, isolation, stack)
             return review_in(workdir, python, {**request, "database": database}, tree, limits, isolation, cache)
     finally:
-        remove_tree(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)  # never follows a link the child left
 
 
 def reachable_database(database: dict, workdir: Path, isolation: Isolation, stack: contextlib.ExitStack) -> dict:
@@ -277,7 +277,3 @@ def tail_of(file, limit: int) -> str:
     file.seek(max(0, size - limit))
     return file.read(limit).decode("utf-8", "replace")
 
-
-def remove_tree(path: Path) -> None:
-    """The child owned part of it: remove without following anything it may have linked."""
-    shutil.rmtree(path, ignore_errors=True)  # rmtree never follows symlinks

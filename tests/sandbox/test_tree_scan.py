@@ -2,7 +2,6 @@
 a tree the sandbox user cannot read is refused, never copied."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
