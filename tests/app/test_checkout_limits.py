@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from migration_safe.app.settings import MB, CheckoutLimits, SettingsError, settings_from_environment
+from migration_safe.app.settings import MB, CheckoutLimits, settings_from_environment
 
 from .test_settings import env, error_for, pem  # noqa: F401  (fixtures)
 
