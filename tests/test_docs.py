@@ -1,6 +1,7 @@
 """The README documents every rule, and CI runs the README's test command."""
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -11,11 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-def test_every_rule_has_a_section_in_the_readme():
+def test_every_rule_is_in_the_readme_table_and_has_a_generated_page():
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
     for rule in catalogue().values():
-        section = re.search(rf"^### {rule.id}\n(.*?)(?=^### |^## )", README, re.S | re.M)
-        assert section, f"README lacks a section for {rule.id}"
-        assert rule.title in section.group(1) and rule.safe_alternative[:40] in section.group(1)
+        row = f"| [{rule.id}](docs/rules/{rule.id}.md) | {rule.severity.value} | {rule.title} |"
+        assert row in README, f"README's rule table lacks {row}"
+        page = hooks.page(rule)
+        assert rule.why in page and rule.safe_alternative in page and rule.example.strip() in page
 
 
 def test_ci_runs_the_readme_test_command():

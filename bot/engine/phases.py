@@ -1,6 +1,6 @@
 """Deploy phase of each operation, from its SQL or, without SQL, from what the file says.
 
-The semantics are DESIGN.md's: additive and short-locking work before the
+The semantics are docs/phases.md's: additive and short-locking work before the
 deploy, destructive work and new rules the data must obey after it, and
 long-running data or build work deferred.
 """

@@ -1,14 +1,25 @@
 """Small helpers shared by the report formatters."""
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Iterable
 
 from migration_safe.engine.model import Finding, MigrationVerdict, Operation, Phase, Review, Severity
 
-DOCS_URL = "https://github.com/migration-safe/migration-safe/blob/main/README.md"
+DOCS_URL = "https://github.com/migration-safe/migration-safe/blob/main/README.md"  # its rule table
+DOCS_URL_ENV = "MIGRATION_SAFE_DOCS_URL"  # where a team publishes the built docs/ site
 INFORMATION_URI = "https://github.com/migration-safe/migration-safe"
 SEVERITIES = ("error", "warning", "notice")
+
+
+def rule_url(rule_id: str, docs_url: str | None = None) -> str:
+    """A rule's page on the built docs site (`docs_url`, else $MIGRATION_SAFE_DOCS_URL), else the
+    README's rule table: the App has no public home for the site yet."""
+    base = docs_url or os.environ.get(DOCS_URL_ENV) or DOCS_URL
+    if base == DOCS_URL:
+        return f"{DOCS_URL}#rule-catalogue"
+    return f"{base.rstrip('/')}/rules/{rule_id}/"
 STATIC_FALLBACK = ("the review fell back to static analysis and did not verify the SQL: the database "
                    "side (locks, rewrites, scans) was not checked")
 

@@ -1,4 +1,4 @@
-"""`--format json`: DESIGN.md's output contract, field for field (plus a few extras)."""
+"""`--format json`: the output contract of docs/json-output.md, field for field (plus a few extras)."""
 from __future__ import annotations
 
 import json

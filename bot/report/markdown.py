@@ -10,7 +10,7 @@ from migration_safe.engine.model import Finding, MigrationVerdict, Operation, Re
 
 from . import markup
 from ._common import (
-    DOCS_URL,
+    rule_url,
     STATIC_FALLBACK,
     count_text,
     label,
@@ -31,7 +31,7 @@ def render(
     review: Review,
     *,
     rules: Mapping[str, Rule] | None = None,
-    docs_url: str = DOCS_URL,
+    docs_url: str | None = None,
     limit: int = LIMIT,
     left: list[str] | None = None,
     **_: object,
@@ -42,7 +42,7 @@ def render(
     return markup.clip_body(head + "\n" + sql_text(review, limit=10**9), limit, _clipped_note(limit))
 
 
-def summary(review: Review, *, rules: Mapping[str, Rule] | None = None, docs_url: str = DOCS_URL,
+def summary(review: Review, *, rules: Mapping[str, Rule] | None = None, docs_url: str | None = None,
             left: list[str] | None = None) -> str:
     rules = rules or {}
     pairs = [(m, f) for m in review.migrations for f in m.findings]
@@ -80,7 +80,7 @@ def _table(review: Review) -> str:
     return "\n".join(rows)
 
 
-def _blocking(verdict: MigrationVerdict, rules: Mapping[str, Rule], docs_url: str) -> list[str]:
+def _blocking(verdict: MigrationVerdict, rules: Mapping[str, Rule], docs_url: str | None) -> list[str]:
     reasons = []
     if verdict.needs_split:
         reasons.append(f"{markup.code(label(verdict))} mixes deploy phases and must be split "
@@ -96,11 +96,11 @@ def _phases(operations: list[Operation]) -> str:
     return "; ".join(f"{phase}: operations {', '.join(ix)}" for phase, ix in by_phase.items())
 
 
-def _finding(verdict: MigrationVerdict, finding: Finding, rules: Mapping[str, Rule], docs_url: str) -> str:
+def _finding(verdict: MigrationVerdict, finding: Finding, rules: Mapping[str, Rule], docs_url: str | None) -> str:
     line, _end = span(verdict, finding)
     rule = rules.get(finding.rule)
     title = f" {markup.prose(rule.title)}" if rule else ""
-    link = f"[{markup.prose(finding.rule, 20)}]({docs_url}#{finding.rule.lower()})"
+    link = f"[{markup.prose(finding.rule, 20)}]({rule_url(finding.rule, docs_url)})"
     return (f"{severity(finding)} {link}{title} at {markup.code(f'{verdict.file.path}:{line}')}: "
             f"{markup.prose(with_alternative(finding))}")
 

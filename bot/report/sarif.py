@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from migration_safe.engine.model import Finding, MigrationVerdict, Review, Severity
 
-from ._common import DOCS_URL, INFORMATION_URI, severity, span, with_alternative
+from ._common import INFORMATION_URI, rule_url, severity, span, with_alternative
 
 if TYPE_CHECKING:
     from migration_safe_rules.base import Rule
@@ -19,13 +19,13 @@ def render(
     review: Review,
     *,
     rules: Mapping[str, Rule] | None = None,
-    docs_url: str = DOCS_URL,
+    docs_url: str | None = None,
     **_: object,
 ) -> str:
     return json.dumps(document(review, rules=rules, docs_url=docs_url), indent=2, ensure_ascii=False)
 
 
-def document(review: Review, *, rules: Mapping[str, Rule] | None = None, docs_url: str = DOCS_URL) -> dict[str, Any]:
+def document(review: Review, *, rules: Mapping[str, Rule] | None = None, docs_url: str | None = None) -> dict[str, Any]:
     descriptors = _descriptors(review, rules or {}, docs_url)
     index = {d["id"]: i for i, d in enumerate(descriptors)}
     results = [_result(m, f, index) for m in review.migrations for f in m.findings]
@@ -33,14 +33,14 @@ def document(review: Review, *, rules: Mapping[str, Rule] | None = None, docs_ur
     return {"$schema": SCHEMA, "version": "2.1.0", "runs": [{"tool": {"driver": driver}, "results": results}]}
 
 
-def _descriptors(review: Review, rules: Mapping[str, Rule], docs_url: str) -> list[dict[str, Any]]:
+def _descriptors(review: Review, rules: Mapping[str, Rule], docs_url: str | None) -> list[dict[str, Any]]:
     # Every ruleId a result uses must resolve, even for a rule missing from `rules`.
     used = {f.rule for m in review.migrations for f in m.findings}
     ids = sorted(set(rules) | used)
     return [_descriptor(rules[i], docs_url) if i in rules else {"id": i} for i in ids]
 
 
-def _descriptor(rule: Rule, docs_url: str) -> dict[str, Any]:
+def _descriptor(rule: Rule, docs_url: str | None) -> dict[str, Any]:
     help_text = "\n\n".join(part for part in (rule.safe_alternative, rule.example) if part)
     return {
         "id": rule.id,
@@ -48,7 +48,7 @@ def _descriptor(rule: Rule, docs_url: str) -> dict[str, Any]:
         "shortDescription": {"text": rule.title},
         "fullDescription": {"text": rule.why},
         "help": {"text": help_text},
-        "helpUri": f"{docs_url}#{rule.id.lower()}",
+        "helpUri": rule_url(rule.id, docs_url),
         "defaultConfiguration": {"level": LEVELS[Severity(rule.severity).value]},
     }
 

@@ -11,7 +11,7 @@ SEVERITIES = {"error", "warning", "notice"}
 NULLABLE_STR = (str, type(None))
 NULLABLE_INT = (int, type(None))
 
-# DESIGN.md "Output contract": key -> type(s), or a nested contract for list items.
+# docs/json-output.md: key -> type(s), or a nested contract for list items.
 OPERATION = {
     "index": int, "type": str, "line": int, "end_line": int, "description": str, "phase": NULLABLE_STR,
     "sql": [str], "locks": [{"relation": str, "mode": str}], "rewrites": [str],

@@ -24,14 +24,19 @@ def test_phase_table(review: Review) -> None:
 def test_blocking_reasons_link_rules(review: Review, rules: dict) -> None:
     out = markdown.summary(review, rules=rules, docs_url=DOCS)
     blocking = out.split("### Blocking")[1].split("###")[0]
-    assert f"[MS102]({DOCS}#ms102) NOT NULL field without a database default" in blocking
+    assert f"[MS102]({DOCS}/rules/MS102/) NOT NULL field without a database default" in blocking
     assert "`shop/migrations/0007_add_sku.py:14`" in blocking
     assert "`shop.0009_mixed` mixes deploy phases" in blocking
     assert "MS205" not in blocking  # acknowledged: no longer blocking
 
 
-def test_default_docs_url(review: Review) -> None:
-    assert "(https://github.com/migration-safe/migration-safe/blob/main/README.md#ms102)" in markdown.summary(review)
+def test_default_docs_url(review: Review, monkeypatch) -> None:
+    """The README's rule table until a team publishes the docs site; then each rule's own page."""
+    monkeypatch.delenv("MIGRATION_SAFE_DOCS_URL", raising=False)
+    table = "(https://github.com/migration-safe/migration-safe/blob/main/README.md#rule-catalogue)"
+    assert table in markdown.summary(review)
+    monkeypatch.setenv("MIGRATION_SAFE_DOCS_URL", "https://docs.example.com/migration-safe/")
+    assert "(https://docs.example.com/migration-safe/rules/MS102/)" in markdown.summary(review)
 
 
 def test_acknowledged_and_sql_unavailable(review: Review) -> None:

@@ -1,4 +1,4 @@
-"""DESIGN.md's deploy phases, end to end: where each kind of migration is placed, and which ones
+"""The deploy phases of docs/phases.md, end to end: where each kind of migration is placed, and which ones
 no phase can run safely (blocking findings), on the real review pipeline.
 
 Each test reviews one change of several migrations chained in the shop app.
