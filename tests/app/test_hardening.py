@@ -248,12 +248,15 @@ def test_secondary_rate_limit_on_a_write_fails_the_attempt_and_the_retry_duplica
     h.fake.fail_next("POST", r"/repos/acme/shop/pulls/1/reviews$", 403, body=SECONDARY_RATE_LIMIT,
                      headers={"Retry-After": "1"})
     assert h.deliver("pull_request", "opened", pull=1).status_code == 202
+    before = datetime.now(timezone.utc)
     h.work()
+    after = datetime.now(timezone.utc)
 
-    # The attempt failed (writes are never retried by the HTTP client) and RQ scheduled a retry.
+    # The attempt failed (writes are never retried by the HTTP client) and RQ scheduled a retry,
+    # about 5 s after the failure, which came between `before` and `after` (however long the review).
     [job_id] = h.queue.scheduled_job_registry.get_job_ids()
-    wait = h.queue.scheduled_job_registry.get_scheduled_time(job_id) - datetime.now(timezone.utc)
-    assert timedelta(seconds=3) < wait <= timedelta(seconds=5)
+    scheduled = h.queue.scheduled_job_registry.get_scheduled_time(job_id)
+    assert scheduled - before > timedelta(seconds=3) and scheduled - after <= timedelta(seconds=5)
     assert len(summaries(h)) == 1 and h.fake.reviews("acme", "shop", 1) == []
     [run] = h.run()
     assert run["status"] == "in_progress"  # completed only once everything else is published
