@@ -46,6 +46,11 @@ class MigrationContext:
         """A lock on a table known to be small is a warning; on any other table, an error."""
         return Severity.WARNING if table and self.config.is_small(table) else Severity.ERROR
 
+    def worst_locking_severity(self, tables) -> Severity:
+        """Over several locked tables: a warning only when every one of them is known to be small."""
+        severities = {self.locking_severity(table) for table in tables}
+        return Severity.ERROR if Severity.ERROR in severities or not severities else Severity.WARNING
+
     def finding(self, rule, operation: Operation | None, message: str, *,
                 alternative: str | None = None, severity: Severity | None = None,
                 suggestion: str | None = None) -> Finding:

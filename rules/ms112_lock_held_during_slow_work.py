@@ -42,15 +42,11 @@ def check(ctx: MigrationContext):
             yield ctx.finding(RULE, operation, f"While this statement {reason}, the migration's transaction "
                               f"still holds ACCESS EXCLUSIVE on {', '.join(sorted(others))}: every query "
                               "on it waits until the migration commits.",
-                              severity=max((ctx.locking_severity(t) for t in others), key=_rank))
+                              severity=ctx.worst_locking_severity(others))
         for lock in statement.locks:
             table = lock.table or lock.relation
             if lock.mode == "AccessExclusiveLock" and lock.kind == "table" and ctx.existing(table):
                 held.setdefault(table, operation.index)
-
-
-def _rank(severity: Severity) -> int:
-    return [Severity.NOTICE, Severity.WARNING, Severity.ERROR].index(severity)
 
 
 RULE = Rule(

@@ -23,16 +23,12 @@ def check(ctx: MigrationContext):
             yield ctx.finding(RULE, operation, f"{_first_line(statement.sql)} rewrites {', '.join(tables)} "
                               "(seen in the sandbox): every row is copied while ACCESS EXCLUSIVE blocks "
                               "reads and writes.",
-                              severity=max((ctx.locking_severity(t) for t in tables), key=_rank))
+                              severity=ctx.worst_locking_severity(tables))
 
 
 def _first_line(sql: str) -> str:
     line = sql.strip().splitlines()[0].rstrip(";")
     return line if len(line) <= 120 else line[:117] + "…"
-
-
-def _rank(severity: Severity) -> int:
-    return [Severity.NOTICE, Severity.WARNING, Severity.ERROR].index(severity)
 
 
 RULE = Rule(
