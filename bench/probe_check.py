@@ -3,7 +3,7 @@
 
     BENCH_TIMINGS=out.json python bench/probe_check.py check --repo R --base B --format json
 
-Wraps a few functions of `migration_safe.engine.review` with timers and keeps
+Wraps a few functions of `migration_safe.engine.review.pipeline` with timers and keeps
 the child's own `timings` (graph / schema / total, seconds since the child
 started), which the JSON report does not expose. Nothing else changes: same
 argv, same exit status, same output.

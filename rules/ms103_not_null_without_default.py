@@ -1,5 +1,5 @@
 """MS103: a NOT NULL column added without a database default."""
-from migration_safe.engine.fixes import db_default_instead_of_default
+from migration_safe.engine.fix.local import db_default_instead_of_default
 from migration_safe.engine.model import Severity
 
 from .base import Rule

@@ -2,7 +2,7 @@
 import re
 
 from migration_safe.engine.model import Severity
-from migration_safe.engine.recipes import set_not_null_suggestion
+from migration_safe.engine.fix.recipes import set_not_null_suggestion
 
 from .base import Rule
 from .context import MigrationContext, alter_actions

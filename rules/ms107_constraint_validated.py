@@ -1,5 +1,5 @@
 """MS107: CHECK or FOREIGN KEY constraint added to an existing table and validated in one step."""
-from migration_safe.engine.fixes import not_valid_instead_of_validated
+from migration_safe.engine.fix.local import not_valid_instead_of_validated
 from migration_safe.engine.model import Severity, StatementKind
 
 from .base import Rule

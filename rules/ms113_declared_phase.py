@@ -1,6 +1,6 @@
 """MS113: the phase declared in the file contradicts what the operations need."""
 from migration_safe.engine.model import Severity
-from migration_safe.engine.phases import refuse_phase, touches_large
+from migration_safe.engine.review.phases import refuse_phase, touches_large
 
 from .base import Rule
 from .context import MigrationContext

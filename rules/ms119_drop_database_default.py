@@ -1,6 +1,6 @@
 """MS119: the database default of a NOT NULL column is dropped: after the deploy only."""
 from migration_safe.engine.model import Severity
-from migration_safe.engine.phases import dropped_defaults
+from migration_safe.engine.review.phases import dropped_defaults
 
 from .base import Rule
 from .context import MigrationContext

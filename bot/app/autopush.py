@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from migration_safe.app import publish
 from migration_safe.app.checkout import Author, CheckoutError, Mirrors, PushRefused
-from migration_safe.engine.autofix import FixPlan
+from migration_safe.engine.fix.plan import FixPlan
 from migration_safe.report import markup
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from migration_safe.app import publish
 from migration_safe.app.command_parser import MAX_COMMANDS, Command, commands_in, find_commands, help_text
 from migration_safe.app.events import CommandJob, ReviewJob
 from migration_safe.engine.model import Acknowledgement, PhaseOverride, Review
-from migration_safe.engine.phases import refuse_phase, touches_large
+from migration_safe.engine.review.phases import refuse_phase, touches_large
 from migration_safe.report import markup
 from migration_safe_rules import catalogue
 

@@ -12,7 +12,7 @@ from migration_safe.app.events import PayloadError, route
 from migration_safe.app.queue import Dispatcher, RedisDispatcher
 from migration_safe.app.settings import AppSettings, settings_from_environment
 from migration_safe.app.sqlitequeue import SqliteQueue, queue_path
-from migration_safe.engine.isolation import available as isolation_available
+from migration_safe.engine.sandbox.isolation import available as isolation_available
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ from migration_safe.app.events import CommandJob, ReviewJob, job_from_dict
 from migration_safe.app.github import GitHubApp
 from migration_safe.app.settings import AppSettings, settings_from_environment
 from migration_safe.config import Config, ConfigError, load_config
-from migration_safe.engine.autofix import FixPlan, plan_fixes
-from migration_safe.engine.concurrent import uses_pg_migration_tools
-from migration_safe.engine.isolation import available as isolation_available
+from migration_safe.engine.fix.plan import FixPlan, plan_fixes
+from migration_safe.engine.fix.concurrent_index import uses_pg_migration_tools
+from migration_safe.engine.sandbox.isolation import available as isolation_available
 from migration_safe.engine.model import Review
-from migration_safe.engine.models_rewrite import Snapshot, WorkTree, app_folder
-from migration_safe.engine.review import ReviewRequest, run_review
+from migration_safe.engine.fix.models_rewrite import Snapshot, WorkTree, app_folder
+from migration_safe.engine.review.pipeline import ReviewRequest, run_review
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from migration_safe.deploy.apply import Applier, RetryPolicy
 from migration_safe.deploy.phase import LoadedOperation, PhaseAnswer, phase_of
 from migration_safe.deploy.plan import Pending, Plan, make_plan
 from migration_safe.engine.model import MigrationFile, Phase
-from migration_safe.engine.parse import parse_migration
+from migration_safe.engine.review.parse import parse_migration
 
 MAX_MIGRATION_BYTES = 2_000_000  # a generated migration of thousands of operations stays far below
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import github, json_report, sarif, text
+from . import actions, json_report, sarif, text
 
 Renderer = Callable[..., str]  # render(review: Review, *, rules=None, **opts) -> str
 
 FORMATS: dict[str, Renderer] = {
     "text": text.render,
     "json": json_report.render,
-    "github": github.render,
+    "github": actions.render,
     "sarif": sarif.render,
 }
 

@@ -12,8 +12,8 @@ import pytest
 
 from migration_safe.app import autopush, checkout
 from migration_safe.config import ConfigError, load_config
-from migration_safe.engine.autofix import FixPlan, plan_fixes
-from migration_safe.engine.review import ReviewRequest, run_review
+from migration_safe.engine.fix.plan import FixPlan, plan_fixes
+from migration_safe.engine.review.pipeline import ReviewRequest, run_review
 from projects import GitProject
 
 from .samples import HEAD_FILES, LARGE_ORDERS, UNIQUES

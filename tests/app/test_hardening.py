@@ -24,7 +24,7 @@ from rq.job import Job
 from migration_safe.app.queue import RedisDispatcher
 from migration_safe.app.settings import settings_from_environment
 from migration_safe.app.web import create_app
-from migration_safe.engine import statecache
+from migration_safe.engine.sandbox import statecache
 
 from projects import GitProject
 from .conftest import SECRET
@@ -147,7 +147,7 @@ def test_fork_pr_is_refused_by_default_when_isolation_is_missing(app_harness, tm
     /healthz say so."""
     h = app_harness
     monkeypatch.setenv("MIGRATION_SAFE_NO_ISOLATION", "1")
-    from migration_safe.engine import isolation
+    from migration_safe.engine.sandbox import isolation
 
     isolation.available.cache_clear()
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from migration_safe.engine.database import Target, server_from_environment
+from migration_safe.engine.sandbox.database import Target, server_from_environment
 
 SETTINGS = '''
 import os

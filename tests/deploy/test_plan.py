@@ -9,7 +9,7 @@ from migration_safe.deploy.phase import LoadedOperation, phase_of
 from migration_safe.deploy.plan import Pending, make_plan
 from migration_safe.deploy.retry import Backoff
 from migration_safe.engine.model import Phase
-from migration_safe.engine.parse import parse_migration
+from migration_safe.engine.review.parse import parse_migration
 
 PRE, POST, DEFERRED = Phase.PRE_DEPLOY, Phase.POST_DEPLOY, Phase.DEFERRED
 

@@ -21,7 +21,7 @@ import json
 import textwrap
 
 from migration_safe.engine.model import Finding, MigrationVerdict, Review, Severity
-from migration_safe.engine.review import ReviewRequest, run_review
+from migration_safe.engine.review.pipeline import ReviewRequest, run_review
 
 # The import a migration needs for the PostgreSQL concurrent index operations.
 CONCURRENT = ("from django.contrib.postgres.operations import AddIndexConcurrently, "

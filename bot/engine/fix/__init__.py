@@ -1,0 +1,1 @@
+"""Fix writing: the plan, local rewrites, multi-step recipes, concurrent index builds and splits."""

@@ -1,0 +1,1 @@
+"""The review pipeline: discover, parse, run the child, assemble, phases and the verdict."""
