@@ -233,6 +233,8 @@ class _Reader:
     def choice(self, value: Any, key: str, choices: tuple[str, ...], default: str) -> str:
         if value is None:
             return default
+        if "off" in choices:
+            value = unquoted_off(value)
         if value not in choices:
             raise self.fail(key, f"must be one of {', '.join(choices)}, not {value!r}")
         return value
@@ -249,12 +251,19 @@ class _Reader:
             return {}
         if not isinstance(value, dict):
             raise self.fail("rules.severity", "must map rule ids to error, warning, notice or off")
-        for rule, level in value.items():
+        levels = {rule: unquoted_off(level) for rule, level in value.items()}
+        for rule, level in levels.items():
             if not isinstance(rule, str) or not RULE_ID.match(rule):
                 raise self.fail("rules.severity", f"{rule!r} is not a rule id (MSnnn)")
             if level not in LEVELS:
                 raise self.fail(f"rules.severity.{rule}", f"must be one of {', '.join(LEVELS)}, not {level!r}")
-        return dict(value)
+        return levels
+
+
+def unquoted_off(value: Any) -> Any:
+    """YAML 1.1 (PyYAML) reads an unquoted `off`, `no` or `false` as False: where "off" is one of
+    the choices, that is what the author wrote."""
+    return "off" if value is False else value
 
 
 def display(file: Path, repo: Path) -> str:

@@ -57,3 +57,17 @@ def test_broken_yaml_is_a_clear_error(tmp_path):
     write(tmp_path, "django: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize("written", ["off", "Off", "no", "false", '"off"'])
+def test_off_unquoted_is_off(tmp_path, written):
+    """`autofix: off` as the docs write it: YAML 1.1 reads it as a boolean, the author meant "off"."""
+    write(tmp_path, f"autofix: {written}\nrules: {{severity: {{MS111: {written}}}}}\n")
+    config = load_config(tmp_path)
+    assert config.autofix == "off" and config.severity == {"MS111": "off"}
+
+
+def test_on_is_not_a_choice(tmp_path):
+    write(tmp_path, "autofix: on\n")
+    with pytest.raises(ConfigError, match="autofix: must be one of off, suggest, push, not True"):
+        load_config(tmp_path)
