@@ -224,7 +224,8 @@ def run_demo(args: argparse.Namespace) -> int:
     workdir = keep or Path(tempfile.mkdtemp(prefix="migration-safe-demo-"))
     try:
         repo, base = build_demo_repository(workdir)
-        print(f"Sample project: {repo} (reviewing {base[:8]}..HEAD)\n", file=sys.stderr)
+        where = repo if keep else "a temporary git repository, removed at the end (--keep DIR keeps it)"
+        print(f"Sample project: {where}; reviewing {base[:8]}..HEAD\n", file=sys.stderr)
         review = run_review(ReviewRequest(repo=repo, base=base, state_cache=False))  # a repository of its own
         emit(review, args.format, None)
         return EXIT_BLOCKING if review.blocking else EXIT_OK

@@ -33,6 +33,14 @@ def op_phase(op: Operation) -> str | None:
     return phase_value(getattr(op, "phase", None))
 
 
+def by_phase(operations: list[Operation]) -> dict[str, list[Operation]]:
+    """A migration's operations grouped by deploy phase, in order: what a split separates."""
+    groups: dict[str, list[Operation]] = {}
+    for op in operations:
+        groups.setdefault(op_phase(op) or "no phase", []).append(op)
+    return groups
+
+
 def severity(finding: Finding) -> str:
     return Severity(finding.severity).value
 

@@ -12,9 +12,9 @@ from . import markup
 from ._common import (
     rule_url,
     STATIC_FALLBACK,
+    by_phase,
     count_text,
     label,
-    op_phase,
     phase_value,
     severity,
     span,
@@ -90,10 +90,8 @@ def _blocking(verdict: MigrationVerdict, rules: Mapping[str, Rule], docs_url: st
 
 
 def _phases(operations: list[Operation]) -> str:
-    by_phase: dict[str, list[str]] = {}
-    for op in operations:
-        by_phase.setdefault(op_phase(op) or "no phase", []).append(str(op.index))
-    return "; ".join(f"{phase}: operations {', '.join(ix)}" for phase, ix in by_phase.items())
+    return "; ".join(f"{phase}: operations {', '.join(str(op.index) for op in ops)}"
+                     for phase, ops in by_phase(operations).items())
 
 
 def _finding(verdict: MigrationVerdict, finding: Finding, rules: Mapping[str, Rule], docs_url: str | None) -> str:

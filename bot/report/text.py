@@ -9,6 +9,7 @@ from ._common import (
     STATIC_FALLBACK,
     acknowledgement,
     all_findings,
+    by_phase,
     count_text,
     label,
     op_phase,
@@ -56,6 +57,8 @@ def render(
 
 def _migration(verdict: MigrationVerdict, paint: _Paint, show_sql: bool) -> list[str]:
     lines = [_header(verdict, paint)]
+    if verdict.needs_split:
+        lines.append("  " + paint(_split_reason(verdict), "error"))
     if verdict.sql_status != "ok":
         detail = f": {verdict.sql_error}" if verdict.sql_error else ""
         lines.append("  " + paint(f"SQL unavailable{detail} ({STATIC_FALLBACK})", "warning"))
@@ -77,6 +80,13 @@ def _header(verdict: MigrationVerdict, paint: _Paint) -> str:
     if verdict.blocking:
         parts.append(paint("BLOCKING", "error+bold"))
     return "  ".join(parts)
+
+
+def _split_reason(verdict: MigrationVerdict) -> str:
+    groups = "; ".join(f"{phase}: {', '.join(f'[{op.index}] {op.type}' for op in ops)}"
+                       for phase, ops in by_phase(verdict.operations).items())
+    return (f"needs split: its operations belong to different deploy phases ({groups}), and one "
+            "migration runs in one phase; `migration-safe fix` writes one migration per phase")
 
 
 def _operation(op: Operation, show_sql: bool) -> list[str]:

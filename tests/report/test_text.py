@@ -17,6 +17,16 @@ def test_header_operations_findings(review: Review) -> None:
     assert "shop/migrations/0008_remove_legacy.py:9  notice  MS301" in out
 
 
+def test_needs_split_says_which_operations_belong_to_which_phase(review: Review) -> None:
+    lines = text.render(review).splitlines()
+    header = lines.index("shop.0009_mixed  shop/migrations/0009_mixed.py  NEEDS SPLIT  BLOCKING")
+    assert lines[header + 1] == (
+        "  needs split: its operations belong to different deploy phases (pre-deploy: [0] AddField; "
+        "post-deploy: [1] DeleteModel), and one migration runs in one phase; `migration-safe fix` "
+        "writes one migration per phase")
+    assert "needs split:" not in text.render(review).split("shop.0009_mixed")[0]
+
+
 def test_sql_shown_unless_disabled(review: Review) -> None:
     assert '      ALTER TABLE "shop_product" ADD COLUMN' in text.render(review)
     assert "ALTER TABLE" not in text.render(review, show_sql=False)

@@ -73,3 +73,13 @@ def test_post_deploy_drop_is_allowed_with_notice(demo_report):
     migration = by_name(demo_report[1], "0006_remove_legacy_code")
     assert (migration["phase"], migration["blocking"]) == ("post-deploy", False)
     assert "MS110" in {f["rule"] for f in migration["findings"] if f["severity"] == "notice"}
+
+
+def test_demo_names_only_a_repository_it_keeps(tmp_path, capsys):
+    assert main(["demo", "--format", "json"]) == 1
+    said = capsys.readouterr().err
+    assert "a temporary git repository, removed at the end (--keep DIR keeps it)" in said and "/" not in said
+    assert main(["demo", "--format", "json", "--keep", str(tmp_path)]) == 1
+    kept = tmp_path / "shop-project"
+    assert f"Sample project: {kept}; reviewing " in capsys.readouterr().err
+    assert (kept / "shop" / "migrations" / "0006_remove_legacy_code.py").is_file()
