@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from migration_safe.engine.model import LockEvent, MigrationFile, Operation, ParsedOperation, Statement
 from migration_safe.engine.review.sql import analyse, split_statements
+from migration_safe.engine.sandbox.protocol import MigrationRecord, OperationRecord, Trace
 
 
-def operations_from_child(file: MigrationFile, record: dict) -> list[Operation]:
+def operations_from_child(file: MigrationFile, record: MigrationRecord) -> list[Operation]:
     return [operation_from_child(file, op) for op in record["operations"]]
 
 
-def operation_from_child(file: MigrationFile, op: dict) -> Operation:
+def operation_from_child(file: MigrationFile, op: OperationRecord) -> Operation:
     parsed = matching_parsed(file, op["index"], op["type"])
     line, end_line = (parsed.line, parsed.end_line) if parsed else (file.class_line, file.class_line)
     return Operation(
@@ -29,7 +30,7 @@ def matching_parsed(file: MigrationFile, index: int, type_name: str) -> ParsedOp
     return None
 
 
-def statements_from_child(op: dict) -> list[Statement]:
+def statements_from_child(op: OperationRecord) -> list[Statement]:
     texts = [(sql, False) for raw in op["statements"] for sql in split_statements(raw)]
     texts += [(sql, True) for raw in op["deferred"] for sql in split_statements(raw)]
     traces = op.get("traces") or []
@@ -43,7 +44,7 @@ def statements_from_child(op: dict) -> list[Statement]:
     return statements
 
 
-def apply_trace(statement: Statement, trace: dict) -> None:
+def apply_trace(statement: Statement, trace: Trace) -> None:
     statement.locks = [LockEvent(**lock) for lock in trace["locks"]]
     statement.rewrites = list(trace["rewrites"])
     statement.error = trace["error"]

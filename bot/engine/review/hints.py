@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from migration_safe.engine.model import MigrationFile, ParsedOperation, StatementKind
 from migration_safe.engine.review.sql import analyse_all
+from migration_safe.engine.sandbox.protocol import RunSQLTables
 
 
-def runsql_tables(files: list[MigrationFile]) -> dict:
+def runsql_tables(files: list[MigrationFile]) -> RunSQLTables:
     """Tables that the new RunSQL operations name, so the sandbox builds only the tables it needs."""
     tables: set[str] = set()
     count, unknown = 0, False

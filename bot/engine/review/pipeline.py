@@ -17,6 +17,7 @@ from migration_safe.engine.model import (
     Acknowledgement, ColumnInfo, MigrationFile, PhaseOverride, Review, TableInfo,
 )
 from migration_safe.engine.review.parse import declared_app_label, parse_migration
+from migration_safe.engine.sandbox.protocol import MigrationRecord, ReviewAnswer
 from migration_safe.engine.sandbox.run import ChildResult, Limits, run_child
 from migration_safe.engine.review.verdict import Analysed, decide
 
@@ -111,7 +112,8 @@ def review_files(tree: Path, files: list[MigrationFile], config: Config, request
         if broken and any(n.startswith("graph:") for n in notes):
             # Django imports every migration module: the unparsable file (MS001) is the cause.
             notes = [f"Django cannot load the migrations while {', '.join(broken)} does not parse"]
-    answer = result.answer if result and result.answer and "fatal" not in result.answer else None
+    answer: ReviewAnswer | None = (result.answer if result and result.answer and "fatal" not in result.answer
+                                   else None)
     pg_major = config.postgres_version or (server.major if server else 16)
     analysed = analyse(files, answer, notes, tree)
     django_version = answer.get("django_version") if answer else None
@@ -173,7 +175,8 @@ def sandbox_notes(result: ChildResult) -> list[str]:
     return notes
 
 
-def analyse(files: list[MigrationFile], answer: dict | None, notes: list[str], tree: Path) -> list[Analysed]:
+def analyse(files: list[MigrationFile], answer: ReviewAnswer | None, notes: list[str],
+            tree: Path) -> list[Analysed]:
     by_path = {}
     if answer:
         for record in answer["migrations"]:
@@ -186,7 +189,8 @@ def analyse(files: list[MigrationFile], answer: dict | None, notes: list[str], t
     return out
 
 
-def analysed(file: MigrationFile, record: dict | None, answer: dict | None, notes: list[str]) -> Analysed:
+def analysed(file: MigrationFile, record: MigrationRecord | None, answer: ReviewAnswer | None,
+             notes: list[str]) -> Analysed:
     if file.status == "modified" or file.parse_error:
         return Analysed(file, operations_from_file(file), sql_known=True)
     if record is None:
@@ -204,7 +208,7 @@ def analysed(file: MigrationFile, record: dict | None, answer: dict | None, note
                     tables_before=tables_before(record))
 
 
-def tables_before(record: dict) -> dict[str, TableInfo]:
+def tables_before(record: MigrationRecord) -> dict[str, TableInfo]:
     return {name: TableInfo(name=name, valid_checks=info["valid_checks"],
                             columns={c: ColumnInfo(**col) for c, col in info["columns"].items()})
             for name, info in record.get("tables_before", {}).items()}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import os
 import re
@@ -24,6 +25,20 @@ import sys
 import time
 import traceback
 from pathlib import Path
+
+
+def load_protocol():
+    """protocol.py (the request's and answer's types) from beside this file, by path: `-I` keeps our
+    folder off sys.path, and the project's root goes first on it, where a module of the project
+    named `protocol` would stand in for ours."""
+    path = Path(__file__).with_name("protocol.py")
+    spec = importlib.util.spec_from_file_location("migration_safe_protocol", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+protocol = load_protocol()
 
 # SQLSTATE 25001: "cannot run inside a transaction block" (CONCURRENTLY, VACUUM…)
 ACTIVE_SQL_TRANSACTION = "25001"
@@ -79,7 +94,8 @@ class Fatal(Exception):
 
 def main(argv):
     with channel(argv[1], "r") as fh:
-        request = json.load(fh)
+        request: protocol.ChildRequest = json.load(fh)
+    answer: protocol.ChildAnswer
     try:
         answer = review(request)
     except Fatal as fatal:
@@ -102,7 +118,7 @@ def channel(spec, mode):
 # ------------------------------------------------------------------ setup
 
 
-def setup_django(request):
+def setup_django(request: protocol.ChildRequest):
     root = request["root"]
     os.chdir(root)
     sys.path.insert(0, root)
@@ -150,7 +166,7 @@ def memoize_swappable_names():
     apps.get_swappable_settings_name = get_swappable_settings_name
 
 
-def throwaway_database(configured, target):
+def throwaway_database(configured, target: protocol.DatabaseConfig):
     engine = configured.get("ENGINE") or ""
     # Keep PostGIS and other PostgreSQL-family backends: their schema editors differ.
     if "postg" not in engine:
@@ -398,7 +414,7 @@ class StateCache:
     pickled, with a header naming its inputs: every other migration file (digest), the settings
     that choose and resolve them, and every module whose code the pickle refers to (digest)."""
 
-    def __init__(self, config):
+    def __init__(self, config: protocol.StateCacheConfig):
         self.entries = [Path(p) for p in config.get("entries", [])]
         self.out = Path(config["out"]) if config.get("out") else None
 
@@ -1062,7 +1078,8 @@ def target_plan(graph, targets, excluded):
 # ------------------------------------------------------------------ SQL collection
 
 
-def collect(connection, migration, state):
+def collect(connection, migration,
+            state) -> tuple[object, list[protocol.OperationRecord], list[str], str | None]:
     """Per-operation SQL through Django's own sqlmigrate path (Migration.apply, collect_sql)."""
     records = [{"index": i, "type": type(op).__name__, "description": describe(op),
                 "reduces_to_sql": bool(getattr(op, "reduces_to_sql", True)),
@@ -1088,7 +1105,7 @@ def collect(connection, migration, state):
     return state, records, collected, error
 
 
-def recorder(operation, record, owner, connection):
+def recorder(operation, record: protocol.OperationRecord, owner, connection):
     original = type(operation).database_forwards
 
     def database_forwards(app_label, editor, from_state, to_state):
@@ -1127,9 +1144,9 @@ def describe(operation):
         return f"{type(operation).__name__} ({type(exc).__name__} in describe())"
 
 
-def facts(operation, app_label, from_state, to_state, connection):
+def facts(operation, app_label, from_state, to_state, connection) -> protocol.Facts:
     """What Django's state knows that the SQL alone does not (nullability, defaults, tables)."""
-    out = {}
+    out: protocol.Facts = {}
     model_name = getattr(operation, "model_name", None) or getattr(operation, "old_name", None) \
         or getattr(operation, "name", None)
     field_name = getattr(operation, "name", None) if getattr(operation, "model_name", None) else None
@@ -1158,7 +1175,7 @@ def find_model(state, app_label, model_name):
         return None
 
 
-def field_facts(model, name, connection):
+def field_facts(model, name, connection) -> protocol.FieldFacts | None:
     from django.db.models import NOT_PROVIDED
 
     try:
@@ -1175,7 +1192,7 @@ def field_facts(model, name, connection):
             "code": field_code(field)}
 
 
-def field_code(field):
+def field_code(field) -> protocol.FieldCode | None:
     """The field as migration code (what makemigrations would write), for fixes that restate it:
     a state-only rename must say the whole field with its old db_column."""
     try:
@@ -1208,7 +1225,7 @@ class Tracer:
         cursor.execute(RELATIONS_SQL)
         return {oid: (name, kind, node, table) for oid, name, kind, node, table in cursor.fetchall()}
 
-    def trace(self, statements, atomic):
+    def trace(self, statements, atomic) -> list[protocol.Trace]:
         """Run the statements in rolled-back transactions; return per-statement traces."""
         traces = [{"sql": sql, "locks": [], "rewrites": [], "error": None,
                    "transactional": True, "executed": False} for sql in statements]
@@ -1218,7 +1235,7 @@ class Tracer:
                 break
         return traces
 
-    def traced_transaction(self, traces, atomic):
+    def traced_transaction(self, traces: list[protocol.Trace], atomic):
         with self.connection.cursor() as cursor:
             before = self.relations(cursor)
             cursor.execute("BEGIN")
@@ -1280,7 +1297,7 @@ class Tracer:
                 names[oid] = (name, kind, node, table)
         return locks, names
 
-    def lock(self, oid, mode, names, before):
+    def lock(self, oid, mode, names, before) -> protocol.LockRecord:
         name, kind, _node, table = names.get(oid) or before.get(oid) or (str(oid), "?", None, None)
         return {"relation": name, "mode": mode, "kind": RELKINDS.get(kind, "other"),
                 "table": table, "new_in_review": oid not in self.preexisting}
@@ -1289,7 +1306,7 @@ class Tracer:
         return sorted(name for oid, (name, kind, node, _t) in before.items()
                       if kind in ("r", "p", "m") and oid in now and now[oid][2] != node)
 
-    def table_info(self, name):
+    def table_info(self, name) -> protocol.TableBefore:
         with self.connection.cursor() as cursor:
             cursor.execute(COLUMNS_SQL, [name])
             columns = {n: {"name": n, "type": t, "not_null": nn, "has_default": hd}
@@ -1299,7 +1316,8 @@ class Tracer:
         return {"name": name, "columns": columns, "valid_checks": checks}
 
 
-def trace_migration(tracer, migration, records, atomic_ddl, preexisting_names, tables):
+def trace_migration(tracer, migration, records: list[protocol.OperationRecord], atomic_ddl, preexisting_names,
+                    tables: dict[str, protocol.TableBefore]):
     """Execute the migration's statements in the order and transactions Django would use."""
     for unit_atomic, items in transaction_units(migration, records, atomic_ddl):
         traces = tracer.trace([sql for _, _, sql in items], unit_atomic)
@@ -1363,7 +1381,7 @@ def first_line(exc):
 # ------------------------------------------------------------------ review
 
 
-def review(request):
+def review(request: protocol.ChildRequest) -> protocol.ReviewAnswer:
     started = time.monotonic()
     setup_django(request)
     import django
@@ -1484,7 +1502,8 @@ def review_in_state(connection, tracer, migration, state, relations, runsql, pre
     return out, state
 
 
-def review_migration(connection, tracer, migration, state, preexisting_names, trace):
+def review_migration(connection, tracer, migration, state, preexisting_names,
+                     trace) -> tuple[protocol.MigrationRecord, object]:
     """The migration's answer, and the state after it (None when Django could not apply it)."""
     before = state.clone()
     after, records, collected, error = collect(connection, migration, before)
@@ -1499,7 +1518,7 @@ def review_migration(connection, tracer, migration, state, preexisting_names, tr
     return out, after if error is None else None
 
 
-def conflicts(loader):
+def conflicts(loader) -> dict[str, list[str]]:
     try:
         return {app: sorted(names) for app, names in loader.detect_conflicts().items()}
     except Exception:

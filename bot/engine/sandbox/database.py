@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 import psycopg
 from psycopg import sql
 
+from migration_safe.engine.sandbox.protocol import DatabaseConfig
+
 log = logging.getLogger(__name__)
 
 DATABASE_URL_ENV = "MIGRATION_SAFE_DATABASE_URL"
@@ -40,7 +42,7 @@ class Target:
     user: str
     password: str
 
-    def as_child_config(self) -> dict:
+    def as_child_config(self) -> DatabaseConfig:
         return {"host": self.host, "port": self.port, "name": self.name,
                 "user": self.user, "password": self.password}
 

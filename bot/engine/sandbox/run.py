@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
+
 from migration_safe.engine.sandbox import statecache
 from migration_safe.engine.sandbox.database import cache_dir
 from migration_safe.engine.sandbox.dbrelay import relay
@@ -27,8 +29,10 @@ from migration_safe.engine.sandbox.isolation import (
     Bind, Isolation, PreparedStart, SandboxPlan, TreeEntries, UnreadableTree, bwrap_argv, kill_everything_of,
     lease, scan_tree, staging,
 )
+from migration_safe.engine.sandbox.protocol import ChildAnswer, ChildRequest, FatalAnswer, ReviewAnswer
 
 CHILD = Path(__file__).with_name("child.py")
+PROTOCOL = CHILD.with_name("protocol.py")  # child.py loads it from beside itself
 INSIDE = "/migration-safe"  # our own folder in the child's file system: child.py, its output, cached states
 logger = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ class Limits:
 
 @dataclass
 class ChildResult:
-    answer: dict | None
+    answer: ChildAnswer | None  # as protocol.py says, or None
     error: str | None = None  # why there is no answer
     log_tail: str = ""  # the end of what the project's code printed
     limit: str | None = None  # which limit was hit, if any
@@ -62,14 +66,14 @@ class Outcome:
     start_error: str | None = None
 
 
-def run_child(python: str, request: dict, limits: Limits = Limits(), cache: Path | None = None) -> ChildResult:
+def run_child(python: str, request: ChildRequest, limits: Limits = Limits(), cache: Path | None = None) -> ChildResult:
     """Run child.py under `python` on a read-only view of the project, without network; never
     raises for the child's failures. `cache`: the state cache's folder for this repository, if any."""
     with lease() as isolation:
         return run_isolated(python, request, limits, isolation, cache)
 
 
-def run_isolated(python: str, request: dict, limits: Limits, isolation: Isolation,
+def run_isolated(python: str, request: ChildRequest, limits: Limits, isolation: Isolation,
                  cache: Path | None = None) -> ChildResult:
     try:
         tree = scan_tree(request["root"], as_other_user=isolation.uid is not None)
@@ -97,7 +101,7 @@ def reachable_database(database: dict, workdir: Path, isolation: Isolation, stac
     return {**database, "host": folder}
 
 
-def review_in(workdir: Path, python: str, request: dict, tree: TreeEntries, limits: Limits,
+def review_in(workdir: Path, python: str, request: ChildRequest, tree: TreeEntries, limits: Limits,
               isolation: Isolation, cache: Path | None) -> ChildResult:
     out = workdir / "out"  # the one folder the child may write, and nothing else shares
     out.mkdir(mode=0o700)
@@ -107,8 +111,9 @@ def review_in(workdir: Path, python: str, request: dict, tree: TreeEntries, limi
     offered = statecache.offer(cache, f"{ours}/state-cache" if ours else None) if cache is not None else []
     child, output = Bind(str(CHILD), f"{ours}/child.py" if ours else str(CHILD)), \
         Bind(str(out), f"{ours}/out" if ours else str(out), writable=True)
+    protocol = Bind(str(PROTOCOL), f"{ours}/protocol.py" if ours else str(PROTOCOL))
     root, socket_folder = request["root"], request["database"]["host"]
-    binds = (Bind(root, root), child, output, Bind(socket_folder, socket_folder),
+    binds = (Bind(root, root), child, protocol, output, Bind(socket_folder, socket_folder),
              *(Bind(path, path) for path in interpreter_paths(python)), *offered)
     plan = SandboxPlan(binds, cwd=root, hidden_dirs=tuple(os.path.join(root, d) for d in tree.git_dirs),
                        hidden_files=tuple(os.path.join(root, f) for f in tree.git_files))
@@ -122,7 +127,7 @@ def review_in(workdir: Path, python: str, request: dict, tree: TreeEntries, limi
     return result
 
 
-def run_python_child(python: str, request: dict, plan: SandboxPlan, child: str, home: str, limits: Limits,
+def run_python_child(python: str, request: ChildRequest, plan: SandboxPlan, child: str, home: str, limits: Limits,
                      isolation: Isolation) -> ChildResult:
     with tempfile.TemporaryFile() as request_file, tempfile.TemporaryFile() as answer_file:
         request_file.write(json.dumps(request).encode())
@@ -211,9 +216,25 @@ def finish(outcome: Outcome, answer_file, limits: Limits, isolation: list[str]) 
         answer = json.loads(answer_file.read(limits.output_bytes).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         return ChildResult(None, f"the child's answer was not valid JSON: {exc}", tail, isolation=isolation)
-    if not isinstance(answer, dict):
-        return ChildResult(None, "the child's answer was not a JSON object", tail, isolation=isolation)
+    problem = protocol_problem(answer)
+    if problem:
+        return ChildResult(None, f"the child's answer does not follow the protocol: {problem}", tail,
+                           isolation=isolation)
     return ChildResult(answer, None, tail, isolation=isolation)
+
+
+def protocol_problem(answer: object) -> str | None:
+    """Where the answer departs from protocol.py (the process that wrote it ran the project's code):
+    once here, so that everything after may read it as typed."""
+    expected = FatalAnswer if isinstance(answer, dict) and "fatal" in answer else ReviewAnswer
+    try:
+        check_type(answer, expected, collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
+    except TypeCheckError as exc:
+        return str(exc)[:PROBLEM_CHARS]
+    return None
+
+
+PROBLEM_CHARS = 300  # of typeguard's message, which quotes the answer's own keys
 
 
 def wait(proc: subprocess.Popen, limits: Limits) -> str | None:
