@@ -23,8 +23,9 @@ from migration_safe.app.checkout import CheckoutError, run_git
 from migration_safe.app.commands import command_state, handle_command
 from migration_safe.app.events import PayloadError, ReviewJob, route
 from migration_safe.app.github import retry_policy
+from migration_safe.app.reviewed import Reviewed
 from migration_safe.app.shapes import Repository, ShapeError, check
-from migration_safe.app.worker import Reviewed, publish_reviewed
+from migration_safe.app.worker import publish_reviewed
 from migration_safe.config import Config, ConfigError, load_config
 from migration_safe.engine.review import discover
 from migration_safe.engine.fix.concurrent_index import uses_pg_migration_tools

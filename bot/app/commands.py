@@ -20,7 +20,7 @@ from migration_safe.report import markup
 from migration_safe_rules import catalogue
 
 if TYPE_CHECKING:  # the worker imports this module
-    from migration_safe.app.worker import Reviewed
+    from migration_safe.app.reviewed import Reviewed
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -11,9 +10,9 @@ from migration_safe.app.checkout import Author, LimitExceeded, Mirrors, redact
 from migration_safe.app.commands import command_state, handle_command
 from migration_safe.app.events import CommandJob, ReviewJob, job_from_dict
 from migration_safe.app.github import GitHubApp
+from migration_safe.app.reviewed import Reviewed
 from migration_safe.app.settings import AppSettings, settings_from_environment
 from migration_safe.config import Config, ConfigError, load_config
-from migration_safe.engine.fix.plan import FixPlan, plan_fixes
 from migration_safe.engine.fix.concurrent_index import uses_pg_migration_tools
 from migration_safe.engine.sandbox.isolation import available as isolation_available
 from migration_safe.engine.model import Review
@@ -25,19 +24,6 @@ log = logging.getLogger(__name__)
 
 class Superseded(Exception):
     """A newer head of the PR arrived: its own job publishes."""
-
-
-@dataclass(frozen=True)
-class Reviewed:
-    review: Review
-    config: Config  # the head's `.github/migration-safe.yml`
-    safer: bool = False  # the head uses django-pg-migration-tools
-    models: Snapshot | None = None  # the head's models modules, which fixes keep in step
-
-    def fixes(self, only: set[str] | None = None) -> FixPlan:
-        """The files `migration-safe fix` would write on the head's tree, so that a suggestion, a
-        split and a push never differ from what the CLI gives the same people."""
-        return plan_fixes(self.review, only=only, config=self.config, safer=self.safer, tree=self.models)
 
 
 class Worker:
