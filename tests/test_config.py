@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +73,14 @@ def test_on_is_not_a_choice(tmp_path):
     write(tmp_path, "autofix: on\n")
     with pytest.raises(ConfigError, match="autofix: must be one of off, suggest, push, not True"):
         load_config(tmp_path)
+
+
+def test_the_documented_example_is_read_as_written(tmp_path):
+    """docs/configuration.md's example, copied into a project as it stands."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    example = re.search(r"```yaml\n(python:.*?)```", docs, re.S).group(1)
+    write(tmp_path, example)
+    (tmp_path / ".github" / "table-stats.json").write_text(json.dumps({"shop_order": {"rows": 5, "bytes": 8192}}))
+    config = load_config(tmp_path)
+    assert config.autofix == "off" and config.severity == {"MS111": "warning"}
+    assert config.is_large("shop_order") and config.install == ["pip install -r requirements.txt"]

@@ -312,7 +312,7 @@ def test_the_docs_workflows_ask_for_the_least_permissions():
         assert workflow["permissions"] == LEAST
         [job] = workflow["jobs"].values()
         assert any(step.get("uses", "").endswith("/migration-safe@v1") for step in job["steps"])
-    assert "pull_request_target" in (ROOT / "README.md").read_text()
+    assert "pull_request_target" in (ROOT / "docs" / "ci.md").read_text()
 
 
 @pytest.mark.parametrize("event, said", [

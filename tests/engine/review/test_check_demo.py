@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -75,10 +77,15 @@ def test_post_deploy_drop_is_allowed_with_notice(demo_report):
     assert "MS110" in {f["rule"] for f in migration["findings"] if f["severity"] == "notice"}
 
 
-def test_demo_names_only_a_repository_it_keeps(tmp_path, capsys):
-    assert main(["demo", "--format", "json"]) == 1
-    said = capsys.readouterr().err
+def test_demo_prints_the_readme_excerpt_and_names_only_a_repository_it_keeps(tmp_path, capsys):
+    assert main(["demo"]) == 1
+    printed = capsys.readouterr()
+    said = printed.err
     assert "a temporary git repository, removed at the end (--keep DIR keeps it)" in said and "/" not in said
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    excerpt = re.search(r"```text\n(.*?)```", readme, re.S).group(1)
+    shown = [line for line in excerpt.splitlines() if line and "…" not in line]
+    assert len(shown) > 10 and [line for line in shown if line not in printed.out.splitlines()] == []
     assert main(["demo", "--format", "json", "--keep", str(tmp_path)]) == 1
     kept = tmp_path / "shop-project"
     assert f"Sample project: {kept}; reviewing " in capsys.readouterr().err

@@ -31,25 +31,26 @@ def url(target: Target, user: str | None = None, password: str | None = None) ->
             f"?host={target.host}{port}")
 
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+CONFIGURATION = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
 
-def readme_section(title: str) -> str:
-    return re.search(rf"^#+ {re.escape(title)}\n(.*?)(?=^## |^### )", README.read_text(), re.S | re.M).group(1)
+def docs_section(title: str) -> str:
+    return re.search(rf"^#+ {re.escape(title)}\n(.*?)(?=^## |^### |\Z)", CONFIGURATION.read_text(),
+                     re.S | re.M).group(1)
 
 
-def readme_block(title: str, language: str) -> str:
-    block = re.search(rf"^( *)```{language}\n(.*?)^\1```", readme_section(title), re.S | re.M)
+def docs_block(title: str, language: str) -> str:
+    block = re.search(rf"^( *)```{language}\n(.*?)^\1```", docs_section(title), re.S | re.M)
     return "\n".join(line.removeprefix(block.group(1)) for line in block.group(2).splitlines())
 
 
 @pytest.fixture
 def production():
-    """A throwaway database standing for production, and a role given exactly the README's grant:
+    """A throwaway database standing for production, and a role given exactly the docs' grant:
     (target, that role's URL, that role's name)."""
     server = server_from_environment()
     role, password = f"ms_stats_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
-    grant = readme_block("Table statistics", "sql").replace("'change-me'", f"'{password}'")
+    grant = docs_block("Table statistics", "sql").replace("'change-me'", f"'{password}'")
     grant = grant.replace("migration_safe_stats", role)
     try:
         with server.throwaway() as target:
@@ -318,7 +319,7 @@ def test_the_size_follows_the_tables_own_mention():
 
 
 def test_the_documented_job_refreshes_the_file_the_documented_config_reads():
-    workflow = yaml.safe_load(readme_block("Table statistics", "yaml"))
+    workflow = yaml.safe_load(docs_block("Table statistics", "yaml"))
     assert workflow[True]["schedule"][0]["cron"]  # YAML 1.1 reads the key `on` as true
     steps = workflow["jobs"]["refresh"]["steps"]
     [export] = [step for step in steps if "migration-safe stats" in step.get("run", "")]
@@ -326,5 +327,5 @@ def test_the_documented_job_refreshes_the_file_the_documented_config_reads():
     assert options.run.__name__ == "run_stats" and "MIGRATION_SAFE_STATS_URL" in export["env"]
     assert steps[-1]["uses"].startswith("peter-evans/create-pull-request@")
     assert steps[-1]["with"]["add-paths"] == options.output
-    tables = yaml.safe_load(readme_block("Configuration: `.github/migration-safe.yml`", "yaml"))["tables"]
+    tables = yaml.safe_load(docs_block("Configuration: `.github/migration-safe.yml`", "yaml"))["tables"]
     assert tables["stats"] == options.output and tables["large_rows"] == 10_000_000
