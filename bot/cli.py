@@ -22,6 +22,8 @@ from migration_safe_rules import catalogue
 
 EXIT_OK, EXIT_BLOCKING, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 DEMO = Path(__file__).with_name("demo")
+# The modules of pyproject's [app] extra, which serve, worker and ci import and the CLI does without.
+APP_EXTRA = {"flask", "github", "rq", "redis", "gunicorn"}
 BASE_CANDIDATES = ("origin/HEAD", "origin/main", "origin/master", "main", "master")
 
 
@@ -38,11 +40,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_FAILED
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in APP_EXTRA:
+            return analysis_failed(exc)
+        print(f"migration-safe {args.command}: needs the [app] extra, which is not installed (no {exc.name!r}): "
+              "pip install './migration-safe[app]' from a clone of migration-safe", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # never a traceback instead of a verdict: say the analysis failed
-        print(f"migration-safe: the analysis failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        if os.environ.get("MIGRATION_SAFE_DEBUG"):
-            raise
-        return EXIT_FAILED
+        return analysis_failed(exc)
+
+
+def analysis_failed(exc: Exception) -> int:
+    print(f"migration-safe: the analysis failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    if os.environ.get("MIGRATION_SAFE_DEBUG"):
+        raise exc
+    return EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
