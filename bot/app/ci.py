@@ -20,7 +20,7 @@ from github import Auth, Github, GithubException, RateLimitExceededException
 from migration_safe.app import publish
 from migration_safe.app.autopush import is_fork
 from migration_safe.app.checkout import CheckoutError, run_git
-from migration_safe.app.commands import command_state, handle_command
+from migration_safe.app.commands import CommandDeps, command_state, handle_command
 from migration_safe.app.events import PayloadError, ReviewJob, route
 from migration_safe.app.github import retry_policy
 from migration_safe.app.reviewed import Reviewed
@@ -181,7 +181,7 @@ def on_issue_comment(worker: CiWorker, payload: Any) -> int:
         return EXIT_OK
     worker.privileged = True
     try:
-        handle_command(worker, job)
+        handle_command(CommandDeps(worker.app.client, worker.app.bot_login, worker.review_pull), job)
     except GithubException as exc:
         if exc.status != 403:
             raise

@@ -7,7 +7,7 @@ from typing import Callable
 
 from migration_safe.app import autopush, publish
 from migration_safe.app.checkout import Author, LimitExceeded, Mirrors, redact
-from migration_safe.app.commands import command_state, handle_command
+from migration_safe.app.commands import CommandDeps, command_state, handle_command
 from migration_safe.app.events import CommandJob, ReviewJob, job_from_dict
 from migration_safe.app.github import GitHubApp
 from migration_safe.app.reviewed import Reviewed
@@ -37,7 +37,7 @@ class Worker:
     def run(self, job_data: dict) -> None:
         job = job_from_dict(job_data)
         if isinstance(job, CommandJob):
-            handle_command(self, job)
+            handle_command(CommandDeps(self.app.client, self.app.bot_login, self.review_pull), job)
             return
         gh = self.app.client(job.installation_id)
         repo = gh.get_repo(job.repo)

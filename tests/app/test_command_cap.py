@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from migration_safe.app.command_parser import MAX_COMMANDS
+from migration_safe.app.commands.parser import MAX_COMMANDS
 from migration_safe_rules import catalogue
 
 from .test_commands import IGNORE, index_pr, pr  # noqa: F401 (fixtures)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from migration_safe.app.command_parser import (MAX_COMMANDS, USAGE, Command, Found, commands_in, find_commands,
-                                              help_text, parse_line)
+from migration_safe.app.commands.parser import MAX_COMMANDS, Command, Found, commands_in, find_commands, parse_line
+from migration_safe.app.commands.registry import USAGE, help_text
 from migration_safe.engine.model import Phase
 
 

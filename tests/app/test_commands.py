@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from migration_safe.app.command_parser import USAGE
+from migration_safe.app.commands.registry import USAGE
 from migration_safe.app.events import route
 from migration_safe_rules import catalogue
 

@@ -1,41 +1,25 @@
-"""`/migration-safe` commands in a comment body -> Command objects. Pure text handling."""
+"""`/migration-safe` commands in a comment body -> Command objects, each line's arguments read by its
+command's own parser (from the registry). Pure text handling."""
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from migration_safe.engine.model import Phase
+from migration_safe.app.commands.base import PREFIX, Args, Unparsed
+from migration_safe.app.commands.registry import COMMANDS, VERDICT_CHANGING
 
-PREFIX = "/migration-safe"
-LABEL = re.compile(r"^[A-Za-z_][\w]*\.\w+$")
-RULE = re.compile(r"^MS\d{3}$", re.IGNORECASE)
-VERDICT_CHANGING = {"ignore", "unignore", "phase"}
 COMMAND = re.compile(re.escape(PREFIX) + r"(\s|$)")
 FENCE = re.compile(r"^(`{3,}|~{3,})")
 REASON = re.compile(r"\s--(?:\s|$)")  # " -- reason"; a bare trailing " --" is a missing reason
 # Commands run per comment: a comment of 200,000 command lines must not become 200,000 answers.
 MAX_COMMANDS = 10
 
-USAGE = {
-    "help": "/migration-safe help",
-    "recheck": "/migration-safe recheck",
-    "explain": "/migration-safe explain RULE",
-    "ignore": "/migration-safe ignore RULE [APP.MIGRATION] -- REASON",
-    "unignore": "/migration-safe unignore RULE [APP.MIGRATION]",
-    "phase": "/migration-safe phase APP.MIGRATION PHASE -- REASON",
-    "split": "/migration-safe split APP.MIGRATION",
-}
-
 
 @dataclass(frozen=True)
-class Command:
+class Command(Args):
     name: str
     text: str  # the line as written
-    rule: str | None = None
-    migration: str | None = None
-    phase: Phase | None = None
-    reason: str | None = None
     error: str | None = None  # not understood: what is wrong
 
     @property
@@ -113,57 +97,11 @@ def parse_line(line: str) -> Command:
         return Command("help", line)
     name, args = words[0].lower(), words[1:]
     reason = (rest[0].strip() if rest else "") or None
-    parser = PARSERS.get(name)
-    if parser is None:
+    spec = COMMANDS.get(name)
+    if spec is None:
         return Command(name, line, error=f"unknown command `{name}`")
-    return parser(name, line, args, reason)
-
-
-def _no_args(name, line, args, reason):
-    return Command(name, line, error=f"`{name}` takes no arguments") if args else Command(name, line)
-
-
-def _explain(name, line, args, reason):
-    if len(args) != 1 or not RULE.match(args[0]):
-        return Command(name, line, error="give one rule id, e.g. MS101")
-    return Command(name, line, rule=args[0].upper())
-
-
-def _ignore(name, line, args, reason):
-    if not args or len(args) > 2 or not RULE.match(args[0]):
-        return Command(name, line, error="give a rule id and optionally APP.MIGRATION")
-    if len(args) == 2 and not LABEL.match(args[1]):
-        return Command(name, line, error=f"`{args[1]}` is not APP.MIGRATION (e.g. shop.0007_add_sku)")
-    if name == "ignore" and not reason:
-        return Command(name, line, error="a reason is required after ` -- `")
-    return Command(name, line, rule=args[0].upper(), migration=args[1] if len(args) == 2 else None,
-                   reason=reason)
-
-
-def _phase(name, line, args, reason):
-    if len(args) != 2 or not LABEL.match(args[0]):
-        return Command(name, line, error="give APP.MIGRATION and a phase")
     try:
-        phase = Phase.parse(args[1])
-    except ValueError as exc:
+        parsed = spec.parse(name, args, reason)
+    except Unparsed as exc:
         return Command(name, line, error=str(exc))
-    if not reason:
-        return Command(name, line, error="a reason is required after ` -- `")
-    return Command(name, line, migration=args[0], phase=phase, reason=reason)
-
-
-def _split(name, line, args, reason):
-    if len(args) != 1 or not LABEL.match(args[0]):
-        return Command(name, line, error="give APP.MIGRATION")
-    return Command(name, line, migration=args[0])
-
-
-PARSERS = {"help": _no_args, "recheck": _no_args, "explain": _explain, "ignore": _ignore,
-           "unignore": _ignore, "phase": _phase, "split": _split}
-
-
-def help_text() -> str:
-    lines = ["Commands (one per line, in a PR comment):", ""]
-    lines += [f"- `{usage}`" for usage in USAGE.values()]
-    lines += ["", "`ignore`, `unignore` and `phase` need write access to the repository."]
-    return "\n".join(lines)
+    return Command(name, line, **vars(parsed))
