@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,9 @@ from migration_safe.engine.model import Severity
 from migration_safe.engine.sandbox.run import Limits, Outcome, finish
 
 from .test_hostile_projects import hostile
+
+RECORDING = Path(__file__).parents[2] / "rules" / "recorded" / "ms112-0002_nickname_and_price_idx.json"
+RECORDED = json.loads(RECORDING.read_text())["answer"]  # a real child's answer
 
 
 def read(answer) -> str | None:
@@ -23,18 +27,20 @@ def read(answer) -> str | None:
 
 
 @pytest.mark.parametrize("answer, problem", [
-    ([], "list is not a dict"),
-    ({"migrations": []}, "missing required key(s)"),
-    ({"fatal": {"stage": "graph", "error": "x"}}, 'missing required key(s): "traceback"'),
-    ({"fatal": {"stage": "graph", "error": "x", "traceback": ""}, "migrations": []}, 'extra key(s): "migrations"'),
-], ids=["not an object", "keys missing", "fatal without its traceback", "fatal and more"])
+    ([], "Expected `object`, got `array`"),
+    ({"migrations": []}, "Object missing required field `django_version`"),
+    ({"fatal": {"stage": "graph", "error": "x"}}, "Object missing required field `traceback` - at `$.fatal`"),
+    ({**RECORDED, "migrations": [{**RECORDED["migrations"][0], "operations": "none"}]},
+     "Expected `array`, got `str` - at `$.migrations[0].operations`"),
+], ids=["not an object", "keys missing", "fatal without its traceback", "a record of another shape"])
 def test_an_answer_of_another_shape_is_refused_with_where(answer, problem):
     error = read(answer)
     assert error.startswith("the child's answer does not follow the protocol: ") and problem in error
 
 
-def test_a_well_formed_fatal_answer_is_read():
+def test_well_formed_answers_are_read():
     assert read({"fatal": {"stage": "graph", "error": "x", "traceback": ""}}) is None
+    assert read(RECORDED) is None
 
 
 @pytest.mark.slow
