@@ -1,6 +1,7 @@
 """`.github/migration-safe.yml` -> Config, validated, with errors that name the key."""
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import re
@@ -48,6 +49,10 @@ class Config:
     install: list[str] = field(default_factory=list)
     autofix: str = "off"
     source: str | None = None  # the file it came from
+    # Per database alias (docs/several-databases.md): the sizes of `tables.stats: {alias: path}`, and
+    # `tables.large: {alias: …}` as (tables, rows threshold); None: `tables.large` is every alias's.
+    alias_stats: dict[str, dict[str, TableSize]] = field(default_factory=dict)
+    alias_large: dict[str, tuple[set[str], int | None]] | None = None
 
     def is_large(self, table: str) -> bool:
         """Long-running work on it must be deferred (listed, or known to be big)."""
@@ -65,6 +70,20 @@ class Config:
         if table not in self.table_rows and table not in self.table_bytes:
             return None
         return TableSize(table, self.table_rows.get(table), self.table_bytes.get(table))
+
+    def for_alias(self, alias: str) -> Config:
+        """The configuration for the tables of one database alias: `default`'s stats are the plain
+        `tables.stats` (one database's export), every other alias has only its own; a plain
+        `tables.large` names large tables wherever they are."""
+        out = dataclasses.replace(self)
+        if alias != "default":
+            sizes = self.alias_stats.get(alias, {})
+            out.table_rows = {name: s.rows for name, s in sizes.items() if s.rows is not None}
+            out.table_bytes = {name: s.bytes for name, s in sizes.items() if s.bytes is not None}
+        if self.alias_large is not None:
+            out.large_tables, threshold = self.alias_large.get(alias, (set(), None))
+            out.large_rows = self.alias_large.get("", (set(), None))[1] if threshold is None else threshold
+        return out
 
     def ignores(self, path: str) -> bool:
         return any(fnmatch.fnmatch(path, pattern) for pattern in self.ignore_paths)
@@ -121,11 +140,21 @@ def parse_config(data: Any, file: Path, repo: Path) -> Config:
         source=where,
     )
     config.large_tables, config.large_rows = reader.large(tables)
-    stats = reader.path_inside(tables.get("stats"), "tables.stats", repo)
-    if stats:
-        sizes = load_stats(repo, stats, f"{where}: tables.stats")
-        config.table_rows = {name: s.rows for name, s in sizes.items() if s.rows is not None}
-        config.table_bytes = {name: s.bytes for name, s in sizes.items() if s.bytes is not None}
+    if isinstance(tables.get("large"), dict):
+        config.alias_large = reader.large_by_alias(tables)
+        default = config.for_alias("default")
+        config.large_tables, config.large_rows = default.large_tables, default.large_rows
+    stats = tables.get("stats")
+    if isinstance(stats, dict):
+        config.alias_stats = {alias: load_stats(repo, reader.required_path(path, f"tables.stats.{alias}", repo),
+                                                f"{where}: tables.stats.{alias}")
+                              for alias, path in reader.aliases(stats, "tables.stats").items()}
+        sizes = config.alias_stats.get("default", {})
+    else:
+        path = reader.path_inside(stats, "tables.stats", repo)
+        sizes = load_stats(repo, path, f"{where}: tables.stats") if path else {}
+    config.table_rows = {name: s.rows for name, s in sizes.items() if s.rows is not None}
+    config.table_bytes = {name: s.bytes for name, s in sizes.items() if s.bytes is not None}
     return config
 
 
@@ -183,6 +212,12 @@ class _Reader:
             raise self.fail(key, f"{path!r} resolves outside the repository") from None
         return path
 
+    def required_path(self, value: Any, key: str, repo: Path) -> str:
+        path = self.path_inside(value, key, repo)
+        if path is None:
+            raise self.fail(key, "must be a path relative to the repository")
+        return path
+
     def strings(self, value: Any, key: str) -> list[str]:
         if value is None:
             return []
@@ -190,16 +225,35 @@ class _Reader:
             raise self.fail(key, "must be a list of strings")
         return list(value)
 
-    def large(self, tables: dict) -> tuple[set[str], int | None]:
+    def large(self, tables: dict, key: str = "tables.large") -> tuple[set[str], int | None]:
         """`large` is a list of tables, or a number of rows (as `large_rows`) above which a table is."""
         listed, threshold = tables.get("large"), tables.get("large_rows")
+        if isinstance(listed, dict):  # per alias: large_by_alias reads it
+            return set(), self.integer(threshold, "tables.large_rows", 1, None)
         if isinstance(listed, int) and not isinstance(listed, bool):
             if threshold is not None:
-                raise self.fail("tables.large", "a number of rows here and tables.large_rows: give one")
-            return set(), self.integer(listed, "tables.large", 1, None)
+                raise self.fail(key, "a number of rows here and tables.large_rows: give one")
+            return set(), self.integer(listed, key, 1, None)
         if listed is not None and not isinstance(listed, list):
-            raise self.fail("tables.large", "must be a list of table names or a number of rows")
-        return set(self.strings(listed, "tables.large")), self.integer(threshold, "tables.large_rows", 1, None)
+            raise self.fail(key, "must be a list of table names or a number of rows (or map database "
+                            "aliases to these)")
+        return set(self.strings(listed, key)), self.integer(threshold, "tables.large_rows", 1, None)
+
+    def large_by_alias(self, tables: dict) -> dict[str, tuple[set[str], int | None]]:
+        """`large: {alias: [tables] or rows}`; under "" the `large_rows` every alias falls back to."""
+        out = {"": self.large({"large_rows": tables.get("large_rows")})}
+        for alias, listed in self.aliases(tables["large"], "tables.large").items():
+            if isinstance(listed, dict) or listed is None:
+                raise self.fail(f"tables.large.{alias}", "must be a list of table names or a number of rows")
+            out[alias] = self.large({"large": listed}, f"tables.large.{alias}")
+        return out
+
+    def aliases(self, value: dict, key: str) -> dict:
+        """A mapping of database aliases (the keys of the project's DATABASES)."""
+        for alias in value:
+            if not isinstance(alias, str) or not alias:
+                raise self.fail(key, f"{alias!r} is not a database alias")
+        return value
 
     def commands(self, value: Any, key: str) -> list[str]:
         return [value] if isinstance(value, str) else self.strings(value, key)

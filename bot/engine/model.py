@@ -239,6 +239,7 @@ class Operation:
     # Facts Django's state knew about the operation (child: field null / db_default …)
     facts: dict[str, Any] = field(default_factory=dict)
     phase: Phase | None = None  # set by the verdict stage
+    alias: str | None = None  # the database alias it runs on, when routers choose (else None)
 
     @property
     def sql(self) -> list[str]:
@@ -304,6 +305,7 @@ class Finding:
     acknowledgement: Acknowledgement | None = None
     related: list[int] = field(default_factory=list)  # further operations a grouped finding covers
     tables: list[TableSize] = field(default_factory=list)  # known sizes of the tables it locks or rewrites
+    alias: str | None = None  # the database alias its operations run on, when routers choose
 
     @property
     def blocks(self) -> bool:
@@ -313,6 +315,16 @@ class Finding:
     def operations(self) -> list[int]:
         """Every operation the finding is about: its own, then those a grouped finding also covers."""
         return ([self.operation_index] if self.operation_index is not None else []) + self.related
+
+
+@dataclass(frozen=True)
+class AliasVerdict:
+    """A migration's verdict on one database alias (`migrate --database ALIAS`)."""
+
+    alias: str
+    phase: Phase | None
+    needs_split: bool
+    blocking: bool
 
 
 @dataclass
@@ -325,6 +337,8 @@ class MigrationVerdict:
     sql_status: str  # "ok" | "unavailable"
     sql_error: str | None = None
     phase_override: PhaseOverride | None = None
+    # Where routers choose the databases: one per alias it runs on, in DATABASES order (else empty).
+    aliases: list[AliasVerdict] = field(default_factory=list)
 
     @property
     def blocking(self) -> bool:

@@ -48,11 +48,14 @@ def _migration(verdict: MigrationVerdict) -> dict[str, Any]:
     }
     if verdict.phase_override is not None:
         out["phase_override"] = {"by": verdict.phase_override.by, "reason": verdict.phase_override.reason}
+    if verdict.aliases:  # routers choose the databases: the verdict on each alias it runs on
+        out["aliases"] = {a.alias: {"phase": phase_value(a.phase), "needs_split": a.needs_split,
+                                    "blocking": a.blocking} for a in verdict.aliases}
     return out
 
 
 def _operation(op: Operation) -> dict[str, Any]:
-    return {
+    return _with_alias(op.alias, {
         "index": op.index,
         "type": op.type,
         "line": op.line,
@@ -62,7 +65,12 @@ def _operation(op: Operation) -> dict[str, Any]:
         "sql": list(op.sql),
         "locks": [{"relation": lock.relation, "mode": lock.mode} for lock in op.locks],
         "rewrites": list(op.rewrites),
-    }
+    })
+
+
+def _with_alias(alias: str | None, out: dict[str, Any]) -> dict[str, Any]:
+    """`alias` where routers choose the databases: single-database output stays as it was."""
+    return out if alias is None else {**out, "alias": alias}
 
 
 def _finding(verdict: MigrationVerdict, finding: Finding) -> dict[str, Any]:
@@ -82,4 +90,4 @@ def _finding(verdict: MigrationVerdict, finding: Finding) -> dict[str, Any]:
     if finding.acknowledged and finding.acknowledgement is not None:
         out["acknowledged_by"] = finding.acknowledgement.by
         out["acknowledged_reason"] = finding.acknowledgement.reason
-    return out
+    return _with_alias(finding.alias, out)

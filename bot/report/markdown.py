@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
-from migration_safe.engine.model import Finding, MigrationVerdict, Operation, Review
+from migration_safe.engine.model import AliasVerdict, Finding, MigrationVerdict, Operation, Review
 
 from . import markup
 from ._common import (
@@ -72,6 +72,8 @@ def _heading(review: Review) -> str:
 
 
 def _table(review: Review) -> str:
+    if any(m.aliases for m in review.migrations):
+        return _alias_table(review)
     rows = ["| migration | phase | blocking | findings |", "|---|---|---|---|"]
     for m in review.migrations:
         phase = f"**{_phase(m)}**" if m.needs_split else _phase(m)
@@ -80,9 +82,25 @@ def _table(review: Review) -> str:
     return "\n".join(rows)
 
 
+def _alias_table(review: Review) -> str:
+    """Where routers choose the databases: a row per migration and alias it runs on."""
+    rows = ["| migration | database | phase | blocking | findings |", "|---|---|---|---|---|"]
+    for m in review.migrations:
+        for a in m.aliases or [AliasVerdict("", m.phase, m.needs_split, m.blocking)]:
+            phase = "**needs split**" if a.needs_split else phase_value(a.phase) or "unknown"
+            found = [f for f in m.findings if f.alias == (a.alias or None)]
+            alias = markup.code(a.alias, table=True) if a.alias else "-"
+            rows.append(f"| {markup.code(label(m), table=True)} | {alias} | {phase} "
+                        f"| {'**yes**' if a.blocking else 'no'} | {count_text(found)} |")
+    return "\n".join(rows)
+
+
 def _blocking(verdict: MigrationVerdict, rules: Mapping[str, Rule], docs_url: str | None) -> list[str]:
     reasons = []
-    if verdict.needs_split:
+    for a in (a for a in verdict.aliases if a.needs_split):
+        reasons.append(f"{markup.code(label(verdict))} mixes deploy phases on database {markup.code(a.alias)} "
+                       f"and must be split ({_phases([op for op in verdict.operations if op.alias == a.alias])})")
+    if verdict.needs_split and not verdict.aliases:
         reasons.append(f"{markup.code(label(verdict))} mixes deploy phases and must be split "
                        f"({_phases(verdict.operations)})")
     reasons += [_finding(verdict, f, rules, docs_url) for f in verdict.findings if f.blocks]
@@ -99,7 +117,8 @@ def _finding(verdict: MigrationVerdict, finding: Finding, rules: Mapping[str, Ru
     rule = rules.get(finding.rule)
     title = f" {markup.prose(rule.title)}" if rule else ""
     link = f"[{markup.prose(finding.rule, 20)}]({rule_url(finding.rule, docs_url)})"
-    return (f"{severity(finding)} {link}{title} at {markup.code(f'{verdict.file.path}:{line}')}: "
+    where = f" on database {markup.code(finding.alias)}" if finding.alias else ""
+    return (f"{severity(finding)} {link}{title} at {markup.code(f'{verdict.file.path}:{line}')}{where}: "
             f"{markup.prose(with_alternative(finding))}")
 
 
@@ -141,11 +160,23 @@ def _phase(verdict: MigrationVerdict) -> str:
 
 
 def _sql_section(verdict: MigrationVerdict) -> str:
+    if verdict.aliases:
+        return "\n".join(_alias_sql_section(verdict, a) for a in verdict.aliases)
     header = f"### {markup.code(label(verdict))} ({_phase(verdict)})\n"
     if verdict.sql_status != "ok":
         error = f": {markup.code(verdict.sql_error, markup.TEXT_LIMIT)}" if verdict.sql_error else ""
         return header + f"\n_SQL unavailable_{error}\n"
     return header + "\n" + markup.fence("\n".join(_statements(op) for op in verdict.operations), "sql")
+
+
+def _alias_sql_section(verdict: MigrationVerdict, on: AliasVerdict) -> str:
+    """What `sqlmigrate --database ALIAS` prints for the migration, with its phase there."""
+    phase = "needs split" if on.needs_split else phase_value(on.phase) or "unknown"
+    header = f"### {markup.code(label(verdict))} on {markup.code(on.alias)} ({phase})\n"
+    if verdict.sql_status != "ok":
+        return header + "\n_SQL unavailable_\n"
+    statements = "\n".join(_statements(op) for op in verdict.operations if op.alias == on.alias)
+    return header + "\n" + markup.fence(statements, "sql")
 
 
 def _statements(op: Operation) -> str:

@@ -73,10 +73,13 @@ def _header(verdict: MigrationVerdict, paint: _Paint) -> str:
     if verdict.needs_split:
         parts.append(paint("NEEDS SPLIT", "error+bold"))
     else:
-        phase = f"phase: {phase_value(verdict.phase) or 'unknown'}"
+        phase = f"phase: {phase_value(verdict.phase) or ('per database' if verdict.aliases else 'unknown')}"
         if verdict.phase_override is not None:
             phase += f" (set by {verdict.phase_override.by}: {verdict.phase_override.reason})"
         parts.append(phase)
+    if verdict.aliases:  # routers choose the databases: its verdict on each
+        parts.append("databases: " + ", ".join(
+            f"{a.alias} {'needs split' if a.needs_split else phase_value(a.phase)}" for a in verdict.aliases))
     if verdict.blocking:
         parts.append(paint("BLOCKING", "error+bold"))
     return "  ".join(parts)
@@ -92,6 +95,7 @@ def _split_reason(verdict: MigrationVerdict) -> str:
 def _operation(op: Operation, show_sql: bool) -> list[str]:
     lines_span = f"line {op.line}" if op.end_line in (None, op.line) else f"lines {op.line}-{op.end_line}"
     head = f"  [{op.index}] {op.type}  {lines_span}  {op_phase(op) or '-'}  {op.description}"
+    head += f"  (on {op.alias})" if op.alias else ""
     lines = [head]
     effects = _effects(op)
     if effects:
@@ -115,7 +119,8 @@ def _effects(op: Operation) -> str:
 def _finding(verdict: MigrationVerdict, finding: Finding, paint: _Paint) -> list[str]:
     sev = severity(finding)
     line, _end = span(verdict, finding)
-    head = f"  {verdict.file.path}:{line}  {paint(sev, sev)}  {finding.rule}  {_indent(finding.message, 4)}"
+    where = f"  on {finding.alias}" if finding.alias else ""
+    head = f"  {verdict.file.path}:{line}{where}  {paint(sev, sev)}  {finding.rule}  {_indent(finding.message, 4)}"
     lines = [head]
     if finding.acknowledged:
         lines.append("    " + paint(acknowledgement(finding), "dim"))

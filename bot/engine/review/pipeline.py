@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from migration_safe.config import Config, load_config
 from migration_safe.engine.sandbox import confined, install, statecache
-from migration_safe.engine.review import discover
+from migration_safe.engine.review import aliases, discover
 from migration_safe.engine.review.assemble import operations_from_child, operations_from_file
 from migration_safe.engine.sandbox.database import DatabaseError, Server, server_from_environment
 from migration_safe.engine.review.hints import runsql_tables
@@ -115,10 +115,14 @@ def review_files(tree: Path, files: list[MigrationFile], config: Config, request
     answer: ReviewAnswer | None = (result.answer if result and result.answer and "fatal" not in result.answer
                                    else None)
     pg_major = config.postgres_version or (server.major if server else 16)
-    analysed = analyse(files, answer, notes, tree)
     django_version = answer.get("django_version") if answer else None
-    review = Review(migrations=decide(analysed, config, pg_major, request.acknowledgements,
-                                      request.overrides, django_version), notes=notes,
+    if aliases.several(answer):  # routers choose the databases: each alias is judged on its own
+        verdicts = aliases.decide_each(files, analysed_per_alias(files, answer, notes, tree), config, pg_major,
+                                       request.acknowledgements, request.overrides, django_version)
+    else:
+        verdicts = decide(analyse(files, answer, notes, tree), config, pg_major, request.acknowledgements,
+                          request.overrides, django_version)
+    review = Review(migrations=verdicts, notes=notes,
                     django_version=django_version,
                     postgres_version=answer.get("postgres_version") if answer else None,
                     state_cache=answer.get("state_cache") if answer else None)
@@ -187,6 +191,21 @@ def analyse(files: list[MigrationFile], answer: ReviewAnswer | None, notes: list
         record = by_path.get(str((tree / file.path).resolve())) if answer else None
         out.append(analysed(file, record, answer, notes))
     return out
+
+
+def analysed_per_alias(files: list[MigrationFile], answer: ReviewAnswer, notes: list[str],
+                       tree: Path) -> list[tuple[str | None, Analysed]]:
+    """Each migration as reviewed on every alias it runs on, alias by alias; alias None: on none (from
+    the file alone)."""
+    out: list[tuple[str | None, Analysed]] = []
+    for alias in answer["aliases"]:
+        run = aliases.on_alias(answer, alias)
+        paths = aliases.reviewed_paths(run)
+        out += [(alias, item) for item in analyse(files, run, notes, tree)
+                if str((tree / item.file.path).resolve()) in paths]
+    reviewed = {id(item.file) for _alias, item in out}
+    elsewhere = [file for file in files if id(file) not in reviewed]
+    return out + [(None, item) for item in analyse(elsewhere, {**answer, "migrations": []}, notes, tree)]
 
 
 def analysed(file: MigrationFile, record: MigrationRecord | None, answer: ReviewAnswer | None,

@@ -713,11 +713,15 @@ def stand_in_collations(connection, pending):
 
 
 def schema_statements(connection, state):
+    from django.db import router
+
     apps = state.apps
     with connection.schema_editor(collect_sql=True, atomic=False) as editor:
         for model in apps.get_models(include_auto_created=False):
             meta = model._meta
-            if meta.managed and not meta.proxy and not meta.swapped:
+            # the tables `migrate --database` makes on this alias: the routers decide
+            if meta.managed and not meta.proxy and not meta.swapped \
+                    and router.allow_migrate_model(connection.alias, model):
                 editor.create_model(model)
     return list(editor.collected_sql)
 
@@ -766,12 +770,13 @@ def one_line(text):
     return " ".join(text.split())
 
 
-def object_statements(migrations):
+def object_statements(migrations, alias="default"):
     """The SQL of the database-level operations of `migrations` (applied, in order) whose objects
     the model state does not carry: collations, extensions, and what RunSQL creates besides
     tables. Replaying these is cheap next to replaying every migration."""
-    from django.db import connection
+    from django.db import connections
 
+    connection = connections[alias]  # the routers let each alias have its own
     out = []
     for migration in migrations:
         for operation in database_operations(migration.operations):
@@ -845,6 +850,7 @@ END $$;
 def replay_migrations(connection, graph, plan, real_apps):
     """The pre-state the way `migrate` leaves it: every applied migration's operations in order
     (RunPython aside: no data is needed). Slow next to building from the state, and always right."""
+    from django.db import router
     from django.db.migrations.operations import RunPython
     from django.db.migrations.state import ProjectState
 
@@ -859,7 +865,8 @@ def replay_migrations(connection, graph, plan, real_apps):
         with connection.schema_editor() as editor:  # apps without migrations, as migrate --run-syncdb
             for model in state.apps.get_models(include_auto_created=False):
                 meta = model._meta
-                if meta.app_label in real_apps and meta.managed and not meta.proxy and not meta.swapped:
+                if meta.app_label in real_apps and meta.managed and not meta.proxy and not meta.swapped \
+                        and router.allow_migrate_model(connection.alias, model):
                     editor.create_model(model)
     finally:
         RunPython.database_forwards = forwards
@@ -1102,6 +1109,8 @@ def collect(connection, migration,
     finally:
         for operation in migration.operations:
             operation.__dict__.pop("database_forwards", None)
+    for operation, record in zip(migration.operations, records):  # collect_sql skips RunPython
+        note_allowed(record, operation, migration.app_label, connection.alias, None, None)
     return state, records, collected, error
 
 
@@ -1112,6 +1121,7 @@ def recorder(operation, record: protocol.OperationRecord, owner, connection):
         start = len(editor.collected_sql)
         before = {id(s) for s in editor.deferred_sql}
         record["facts"] = facts(operation, app_label, from_state, to_state, connection)
+        note_allowed(record, operation, app_label, editor.connection.alias, from_state, to_state)
         try:
             original(operation, app_label, editor, from_state, to_state)
         except Exception as exc:
@@ -1124,6 +1134,35 @@ def recorder(operation, record: protocol.OperationRecord, owner, connection):
                     owner[id(statement)] = record["index"]
 
     return database_forwards
+
+
+def note_allowed(record, operation, app_label, alias, from_state, to_state):
+    """Where DATABASE_ROUTERS decide, whether they let the operation run on `alias` (asked once)."""
+    from django.db import router
+
+    if router.routers and "allowed" not in record:
+        record["allowed"] = allowed_on(operation, app_label, alias, from_state, to_state)
+
+
+def allowed_on(operation, app_label, alias, from_state, to_state):
+    """Whether the routers let the operation run on `alias`, asked as its database_forwards asks
+    them: with its hints (RunSQL, RunPython), else its model, else its app alone."""
+    from django.db import router
+
+    try:
+        hints = getattr(operation, "hints", None)
+        if isinstance(hints, dict):
+            return bool(router.allow_migrate(alias, app_label, **hints))
+        nested = getattr(operation, "database_operations", None)
+        if nested is not None:
+            return any(allowed_on(op, app_label, alias, from_state, to_state) for op in nested)
+        for name in (getattr(operation, a, None) for a in ("model_name", "name", "new_name", "old_name")):
+            model = find_model(to_state, app_label, name) or find_model(from_state, app_label, name)
+            if model is not None:
+                return bool(router.allow_migrate_model(alias, model))
+        return bool(router.allow_migrate(alias, app_label))
+    except Exception:  # a router that fails here fails `migrate` too: review the operation
+        return True
 
 
 def attribute_deferred(editor, owner, records):
@@ -1393,6 +1432,9 @@ def review(request: protocol.ChildRequest) -> protocol.ReviewAnswer:
     except Exception as exc:
         raise Fatal("database", exc) from exc
     cache = StateCache(request["state_cache"]) if request.get("state_cache") else None
+    aliases = database_aliases()
+    if len(aliases) > 1:  # each alias rebuilds older objects from the migrations themselves,
+        cache = None  # which a cached state replaces with placeholders
     loaded = load(request["targets"], cache)
     loader = loaded.loader
     answer = {"django_version": django.get_version(), "postgres_version": server_version,
@@ -1403,32 +1445,73 @@ def review(request: protocol.ChildRequest) -> protocol.ReviewAnswer:
     answer["timings"] = {"graph": round(time.monotonic() - started, 3)}
     runsql = request.get("runsql_tables") or {}
     trace = request.get("trace", True)
-    relations = Relations(loaded.state)
-    try:
-        needed = needed_models(migrations, loaded.state, relations, runsql)
-    except Exception:  # an odd operation or relation: the full schema is always right
-        needed = None
-    answer["schema_models"] = None if needed is None else len(needed)
 
     def built():
         answer["timings"]["schema"] = round(time.monotonic() - started, 3)
 
+    if len(aliases) == 1:
+        answer["migrations"] = review_on(connection, loaded, migrations, answer, (runsql, trace, built))
+    else:
+        answer["aliases"] = aliases
+        answer["migrations"] = review_aliases(aliases, loaded, migrations, answer, (runsql, trace, built))
+    answer["timings"]["total"] = round(time.monotonic() - started, 3)
+    return answer
+
+
+def review_on(connection, loaded, migrations, answer, run):
+    """The migrations reviewed on one alias: on a pre-state of the models they need, else of all."""
+    relations = Relations(loaded.state)
+    try:
+        needed = needed_models(migrations, loaded.state, relations, run[0])
+    except Exception:  # an odd operation or relation: the full schema is always right
+        needed = None
+    answer["schema_models"] = None if needed is None else len(needed)
     outcome = None
     fast_failed = None
     if needed is not None:
-        outcome = fast_review(connection, loaded, migrations, needed, relations, (runsql, trace, built))
+        outcome = fast_review(connection, loaded, migrations, needed, relations, run)
         if isinstance(outcome, str):  # the speed-up must never cost a review its SQL
             fast_failed, outcome = outcome, None
             answer["schema_models"] = None
             reset_schema(connection)
     if outcome is None:
-        outcome = full_review(connection, loaded, migrations, (runsql, trace, built), answer["pre_state"])
+        outcome = full_review(connection, loaded, migrations, run, answer["pre_state"])
         if fast_failed and not any(out["error"] for out in outcome[0]):  # else the migration's own error
             answer["pre_state"].insert(0, f"the minimal pre-state failed ({fast_failed}); reviewed on the full one")
-    answer["migrations"], problems = outcome
+    outs, problems = outcome
     answer["pre_state"].extend(problems)
-    answer["timings"]["total"] = round(time.monotonic() - started, 3)
-    return answer
+    return outs
+
+
+def database_aliases():
+    """The aliases to review on: every one of DATABASES when routers choose where each operation
+    runs (`migrate --database ALIAS`), else `default` alone, as `migrate` and `sqlmigrate` do."""
+    from django.conf import settings
+
+    if not getattr(settings, "DATABASE_ROUTERS", None) or len(settings.DATABASES) < 2:
+        return ["default"]
+    return list(settings.DATABASES)
+
+
+def review_aliases(aliases, loaded, migrations, answer, run):
+    """The migrations reviewed on each alias in turn, each on its own pre-state (the tables and
+    objects its routers allow there) in the emptied throwaway database: every alias points at it."""
+    from django.db import connections
+
+    plan = applied_plan(loaded.loader.graph, loaded.excluded)
+    outs = []
+    for position, alias in enumerate(aliases):
+        connection = connections[alias]
+        if position:
+            reset_schema(connection)
+        objects = object_statements((loaded.loader.graph.nodes[key] for key in plan), alias)
+        notes = {**answer, "pre_state": []}
+        for out in review_on(connection, dataclasses.replace(loaded, objects=objects), migrations, notes, run):
+            outs.append({**out, "alias": alias})
+        answer["schema_models"] = notes["schema_models"]
+        answer["pre_state"] += [f"{alias}: {note}" for note in notes["pre_state"]]
+        connection.close()  # idle, and holding nothing that the next alias's reset must wait for
+    return outs
 
 
 def fast_review(connection, loaded, migrations, needed, relations, run):

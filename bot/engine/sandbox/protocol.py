@@ -97,6 +97,7 @@ class Facts(TypedDict, total=False):
 class _OperationOptions(TypedDict, total=False):
     traces: List[Trace]  # one per executable statement of `statements` then `deferred`, in that order;
     # absent when nothing was traced; shorter when an earlier statement failed
+    allowed: bool  # the DATABASE_ROUTERS let it run on the alias reviewed (absent without routers)
 
 
 class OperationRecord(_OperationOptions):
@@ -124,7 +125,11 @@ class TableBefore(TypedDict):
     valid_checks: List[str]  # definitions of its validated CHECK constraints
 
 
-class MigrationRecord(TypedDict):
+class _MigrationOptions(TypedDict, total=False):
+    alias: str  # the database alias it was reviewed on, when `aliases` has several
+
+
+class MigrationRecord(_MigrationOptions):
     app_label: str
     name: str
     atomic: bool  # the migration's `atomic`
@@ -141,12 +146,17 @@ class Timings(TypedDict):
     total: float
 
 
-class ReviewAnswer(TypedDict):
+class _AnswerOptions(TypedDict, total=False):
+    aliases: List[str]  # where DATABASE_ROUTERS choose among several: every alias of DATABASES, reviewed in turn
+
+
+class ReviewAnswer(_AnswerOptions):
     django_version: str
     postgres_version: int  # server_version_num: 160004
     unresolved: List[str]  # targets that are no migration Django knows
     conflicts: Dict[str, List[str]]  # app -> its several leaf migrations
     migrations: List[MigrationRecord]  # the targets Django knows, in the order `migrate` applies them
+    # (with several `aliases`: all of them on the first alias, then on the next, …)
     migration_files: Dict[str, str]  # "app.name" -> real path, for the targets and what depends on them
     state_cache: str  # what the state cache did ("off", "hit <entry>", "miss: ...; stored")
     pre_state: List[str]  # objects of older migrations the pre-state lacks, and why
