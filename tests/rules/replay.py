@@ -26,6 +26,7 @@ from .harness import BACKFILL_NOOP, CONCURRENT, establish, migration, review, so
 RECORDED = Path(__file__).with_name("recorded")
 RERECORD = os.environ.get("MIGRATION_SAFE_RERECORD") == "1"
 VERSIONS = ("django_version", "postgres_version")  # kept, but a new release alone is no drift
+CHECKOUT = "<checkout>/"  # stands for the reviewed checkout's folder in recorded paths
 
 
 @dataclass(frozen=True)
@@ -174,9 +175,19 @@ def replay(recording: dict, folder: Path) -> Review:
 
 
 def located(answer: ReviewAnswer, root: str) -> ReviewAnswer:
-    """A recording's answer with its paths (kept relative to the checkout) under `root`."""
-    files = {key: f"{root}/{path}" for key, path in answer["migration_files"].items()}
-    return {**answer, "migration_files": files, "unresolved": [f"{root}/{p}" for p in answer["unresolved"]]}
+    """A recording's answer with its paths under `root`."""
+    return rerooted(answer, (CHECKOUT,), f"{root}/")
+
+
+def rerooted(value, roots: tuple[str, ...], new_root: str):
+    """`value` with every string that starts with one of `roots` starting with `new_root` instead."""
+    if isinstance(value, str):
+        return next((new_root + value[len(r):] for r in roots if value.startswith(r)), value)
+    if isinstance(value, list):
+        return [rerooted(item, roots, new_root) for item in value]
+    if isinstance(value, dict):
+        return {key: rerooted(item, roots, new_root) for key, item in value.items()}
+    return value
 
 
 def load(scenario: Scenario) -> dict:
@@ -211,15 +222,9 @@ def record(shop, scenario: Scenario) -> tuple[dict, Review]:
 
 
 def relative(answer: ReviewAnswer, tree: Path) -> dict:
-    """The answer without what only this run had: paths under its checkout, timings."""
-    roots = (f"{tree.resolve()}/", f"{tree}/")
-
-    def strip(path: str) -> str:
-        return next((path[len(r):] for r in roots if path.startswith(r)), path)
-
-    return {**answer, "timings": {key: 0.0 for key in answer["timings"]},
-            "migration_files": {k: strip(p) for k, p in answer["migration_files"].items()},
-            "unresolved": [strip(p) for p in answer["unresolved"]]}
+    """The answer without what only this run had: the checkout's folder, timings."""
+    answer = rerooted(answer, (f"{tree.resolve()}/", f"{tree}/"), CHECKOUT)
+    return {**answer, "timings": {key: 0.0 for key in answer["timings"]}}
 
 
 def save(recording: dict) -> None:
