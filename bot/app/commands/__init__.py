@@ -10,7 +10,7 @@ what to answer, and this module does the asking and the answering on GitHub.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from github import Github
@@ -19,7 +19,7 @@ from github.Repository import Repository
 
 from migration_safe.app import publish
 from migration_safe.app.commands.base import CommandState, Signed
-from migration_safe.app.commands.parser import commands_in, find_commands
+from migration_safe.app.commands.parser import Command, commands_in, find_commands
 from migration_safe.app.commands.replies import Author, answer, asks_write, conclude, finish, reply_body, state_of
 from migration_safe.app.events import CommandJob, ReviewJob
 from migration_safe.app.reviewed import Reviewed
@@ -56,7 +56,7 @@ def command_state(repo, pull) -> CommandState:
     return state_of(signed_commands(pull, Permissions(repo)))
 
 
-def signed_commands(pull, permissions: Permissions):
+def signed_commands(pull, permissions: Permissions) -> Iterator[tuple[Command, Signed]]:
     for comment in pull.get_issue_comments():
         if comment.user is None or comment.user.type == "Bot":  # commands are people's: the App's own
             continue  # replies quote them, and no other bot is trusted with a verdict
