@@ -89,7 +89,8 @@ def plan_fixes(review: Review, only: set[str] | None = None, config: Config | No
     write django-pg-migration-tools' operations (concurrent.uses_pg_migration_tools); `tree`: the
     project's files, for models.py (without it, `left` says what models.py must say)."""
     context = ConcurrentContext.of(review, config or Config(), safer)
-    chosen = [verdict for verdict in review.migrations if only is None or verdict.file.label in only]
+    wanted = [verdict for verdict in review.migrations if only is None or verdict.file.label in only]
+    chosen = [verdict for verdict in wanted if one_database(verdict)]
     # A part's number counts the parts before it in its app's chain, known once every fix is chosen:
     # so the fixes are chosen with draft names first, then again (the same fixes) with the numbers.
     context = replace(context, names=numbered(review, choose_all(review, chosen, context, _Work())))
@@ -112,8 +113,22 @@ def plan_fixes(review: Review, only: set[str] | None = None, config: Config | No
         plan.left += [left_line(verdict, f, work.reasons) for f in verdict.findings
                       if f.blocks and (label, f.rule, f.line) not in work.applied
                       and (label, f.operation_index) not in work.fixed and (label, f.rule) not in work.fixed_rules]
+    plan.left += [several_databases_line(verdict) for verdict in wanted if not one_database(verdict)]
     plan.notes += ordering_notes(fixes, anchors)
     return plan
+
+
+def one_database(verdict: MigrationVerdict) -> bool:
+    """Whether the fixes can read the migration as they were written to: one operation per position.
+    Where routers send operations to several databases, an operation is listed once per alias it runs
+    on, and the rewrites, which address operations by position, would rewrite the wrong one or twice."""
+    return [op.index for op in verdict.operations] == list(range(len(verdict.operations)))
+
+
+def several_databases_line(verdict: MigrationVerdict) -> str:
+    aliases = ", ".join(part.alias for part in verdict.aliases) or "several"
+    return (f"{verdict.file.path}:{verdict.file.class_line} runs on several databases ({aliases}): "
+            "`fix` does not rewrite such migrations yet; follow each finding's safe alternative by hand")
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from migration_safe.config import ConfigError, load_config
+from migration_safe.engine.fix.plan import plan_fixes
 from migration_safe.engine.model import AliasVerdict, Phase, Severity
 from migration_safe.engine.sandbox.database import server_from_environment
 from migration_safe.report import json_report, markdown, text
@@ -243,3 +244,16 @@ def test_bad_per_alias_tables_name_the_key(tmp_path, tables, message):
     write_config(tmp_path, f"tables:\n  {tables}\n", {})
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         load_config(tmp_path)
+
+
+def test_fix_rewrites_one_database_migrations_and_leaves_one_listed_per_alias_with_why(reviewed):
+    """An operation listed once per alias would be rewritten twice, or the wrong one, by fixes that
+    address operations by position: such a migration is left, saying why."""
+    _project, result = reviewed
+    plan = plan_fixes(result)
+    index, everywhere = verdict(result, "0002_event_kind_idx"), verdict(result, "0003_everywhere")
+    assert "AddIndexConcurrently" in plan.files[index.file.path]
+    assert everywhere.file.path not in plan.files
+    assert [line for line in plan.left if line.startswith(everywhere.file.path)] == [
+        f"{everywhere.file.path}:{everywhere.file.class_line} runs on several databases (default, analytics): "
+        "`fix` does not rewrite such migrations yet; follow each finding's safe alternative by hand"]
