@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 
 from github import Auth, Github, GithubException, RateLimitExceededException
 
-from migration_safe.app import publish
+from migration_safe.app import publication, publish
 from migration_safe.app.autopush import is_fork
 from migration_safe.app.checkout import CheckoutError, run_git
 from migration_safe.app.commands import CommandDeps, command_state, handle_command
@@ -273,7 +273,7 @@ class CiWorker:
             print(workflow_commands.command("warning", publisher.explanation(is_fork(pull)),
                                             title="migration-safe could not write to the pull request"))
         else:
-            print(f"migration-safe: {publish.title(reviewed.review)} (published on pull request #{pull.number})")
+            print(f"migration-safe: {publication.title(reviewed.review)} (published on pull request #{pull.number})")
         return EXIT_BLOCKING if reviewed.review.blocking else EXIT_OK
 
 
@@ -300,7 +300,10 @@ class Publisher:
             self.check_published = True
             return
         # The check run goes on by itself: it needs checks: write only, which the token may have.
-        self.check_published = bool(self._attempt(lambda: publish.complete_check(run_, reviewed.review) or True))
+        refused, self.denied = self.denied, None
+        self.check_published = bool(self._attempt(lambda: publish.publish(
+            self.target, run_, reviewed.review, self.login, publication.Options(check_only=True)) or True))
+        self.denied = refused  # the warning explains what was refused first
 
     def _attempt(self, step):
         if self.denied is not None:

@@ -10,6 +10,7 @@ from migration_safe.app.checkout import Author, LimitExceeded, Mirrors, redact
 from migration_safe.app.commands import CommandDeps, command_state, handle_command
 from migration_safe.app.events import CommandJob, ReviewJob, job_from_dict
 from migration_safe.app.github import GitHubApp
+from migration_safe.app.publication import Options
 from migration_safe.app.reviewed import Reviewed
 from migration_safe.app.settings import AppSettings, settings_from_environment
 from migration_safe.config import Config, ConfigError, load_config
@@ -155,25 +156,11 @@ def publish_reviewed(target: publish.Target, run, reviewed: Reviewed, bot_login:
                      pushed: autopush.Outcome = autopush.Outcome()) -> None:
     """A finished review onto the pull request: labels, the summary comment, the inline review, then
     the check run. The App's worker and `migration-safe ci` both publish through this."""
-    review = reviewed.review
-    publish.sync_labels(target, review)
-    if review.migrations or has_summary(target.pull, bot_login):
-        from migration_safe.report import markdown
-        from migration_safe_rules import catalogue
-
-        # a push's note lists what it left; else the summary says what `fix` would leave, and why
-        body = markdown.render(review, rules=catalogue(), left=None if pushed.note else reviewed.fixes().left)
-        publish.upsert_summary(target, f"{pushed.note}\n\n{body}" if pushed.note else body, bot_login)
-    if pushed.commit is None:  # else the pushed commit rewrites these lines; its review comments on the rest
-        publish.post_review(target, review, bot_login)
-    # Last: the required check turns green only once everything is published, and an attempt
-    # that fails before this leaves its run in progress, without annotations, for the retry to reuse.
-    publish.complete_check(run, review, pushed.note)
-
-
-def has_summary(pull, bot_login: str) -> bool:
-    return any(publish.SUMMARY_MARKER in (c.body or "") and publish.is_ours(c.user, bot_login)
-               for c in pull.get_issue_comments())
+    # a push's note lists what it left; else the summary says what `fix` would leave, and why
+    left = tuple(reviewed.fixes().left) if reviewed.review.migrations and not pushed.note else ()
+    # a pushed commit rewrites the lines review comments would be on: its own review comments on the rest
+    publish.publish(target, run, reviewed.review, bot_login,
+                    Options(note=pushed.note, left=left, review_comments=pushed.commit is None))
 
 
 # ---------------------------------------------------------------- RQ entry points

@@ -194,6 +194,27 @@ def test_fork_pull_request_with_a_read_only_token_annotates_summarises_and_fails
         assert [r.status for r in refused] == [403]  # asked once, then nothing more was tried
 
 
+def test_a_token_that_may_write_only_checks_publishes_the_check_run_and_says_what_it_could_not(project, tmp_path):
+    with FakeGitHub() as fake:
+        fake.add_repo("acme", "shop", project.root)
+        fake.open_pull("acme", "shop", head="feature", base="main")
+        token = fake.actions_token("acme", "shop", read_only=True, checks="write")
+        workspace = checkout(fake, token, tmp_path / "workspace", shallow=True)
+
+        done, _ = run_ci(fake, workspace, token, tmp_path)
+
+        assert done.returncode == 1, done.stderr
+        head = fake.pull("acme", "shop", 1)["head"]["sha"]
+        [run] = fake.check_runs("acme", "shop", head_sha=head)
+        assert (run["status"], run["conclusion"]) == ("completed", "failure")
+        assert ("shop/migrations/0002_mixed.py", 13) in {(a["path"], a["start_line"])
+                                                          for a in run["output"]["annotations"]}
+        assert fake.labels("acme", "shop", 1) == [] and fake.issue_comments("acme", "shop", 1) == []
+        assert fake.reviews("acme", "shop", 1) == []
+        [warning] = [line for line in done.stdout.splitlines() if line.startswith("::warning")]
+        assert "403" in warning and "only the check run was published" in warning
+
+
 def test_pull_request_target_is_refused(project, tmp_path):
     with FakeGitHub() as fake:
         fake.add_repo("acme", "shop", project.root)

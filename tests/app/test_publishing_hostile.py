@@ -12,7 +12,7 @@ import os
 import pytest
 from github import Auth, Github
 
-from migration_safe.app.publish import FINDING_MARKER, SUMMARY_MARKER
+from migration_safe.app.publication import FINDING_MARKER, SUMMARY_MARKER
 from migration_safe.app.settings import settings_from_environment
 from migration_safe.report._common import DOCS_URL
 

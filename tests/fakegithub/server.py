@@ -340,12 +340,14 @@ class FakeGitHub:
             self._state.tokens[value] = Token(value, now() + expires_in, user.login, None)
         return value
 
-    def actions_token(self, owner: str, name: str, *, read_only: bool = False) -> str:
+    def actions_token(self, owner: str, name: str, *, read_only: bool = False, **permissions: str) -> str:
         """The GITHUB_TOKEN of a workflow run in `owner/name`: an installation token acting as
         github-actions[bot], with the permissions a workflow's `permissions:` grants, or all "read"
-        (a fork's pull request), when GitHub answers every write with 403."""
+        (a fork's pull request), when GitHub answers every write with 403; `permissions` (e.g.
+        checks="write") overrides some."""
         level = "read" if read_only else "write"
-        granted = {"checks": level, "issues": level, "pull_requests": level, "contents": "read", "metadata": "read"}
+        granted = {"checks": level, "issues": level, "pull_requests": level, "contents": "read", "metadata": "read",
+                   **permissions}
         value = new_token_value()
         with self._state.lock:
             repo = self._repo(owner, name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from migration_safe.app.publish import conclusion
+from migration_safe.app.publication import conclusion
 from migration_safe.cli import main
 from migration_safe.engine.model import Severity
 from migration_safe.report import markdown

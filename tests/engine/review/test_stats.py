@@ -13,7 +13,7 @@ import pytest
 import yaml
 from psycopg import sql
 
-from migration_safe.app.publish import annotation
+from migration_safe.app.publication import annotation
 from migration_safe.cli import build_parser, main
 from migration_safe import config as config_module
 from migration_safe.config import ConfigError, load_config
@@ -200,7 +200,7 @@ def test_an_exported_file_is_read_back_and_quoted_in_every_output(production, sh
     assert quote in index["message"]
     assert quote in text.render(result)
     assert quote in markdown.render(result, rules=catalogue())  # the PR comment and the check run's summary
-    assert quote in annotation(result.migrations[0], found, catalogue())["message"]  # the check run's annotation
+    assert quote in annotation(result.migrations[0], found, catalogue()).message  # the check run's annotation
 
 
 def write_config(tmp_path: Path, tables: str, stats: object | None = None) -> None:
