@@ -6,7 +6,7 @@ from typing import Iterator
 
 from migration_safe.config import Config
 from migration_safe.engine.model import (
-    Finding, MigrationFile, Operation, Phase, Severity, Statement, StatementKind, TableInfo,
+    Finding, MigrationFile, Operation, Phase, Severity, Squash, Statement, StatementKind, TableInfo,
 )
 
 
@@ -25,6 +25,7 @@ class MigrationContext:
     phase: Phase | None = None  # this migration's computed phase (None: needs split)
     notes: list[str] = field(default_factory=list)  # sandbox remarks about this migration
     django_version: str | None = None  # the project's, as the sandbox saw it
+    squash: Squash | None = None  # when the migration replaces others (or the change deletes those)
 
     @property
     def django_major(self) -> int:

@@ -394,7 +394,7 @@ def is_shallow(workspace: Path) -> bool:
 def review(workspace: Path, base: str, head: str, target: publish.Target, options: Options) -> Reviewed:
     """What the App's worker reviews, in the job's own checkout and interpreter."""
     pull = target.pull
-    files = [f for f in pull.get_files() if f.filename.endswith(".py") and f.status != "removed"]
+    files = [f for f in pull.get_files() if f.filename.endswith(".py")]
     if not files:
         return Reviewed(Review(migrations=[], notes=["this pull request adds no migration"]), Config())
     state = command_state(target.repo, pull)

@@ -127,7 +127,7 @@ class Worker:
                 and not isolation_available().complete)
 
     def review(self, job: ReviewJob, repo, pull) -> Reviewed:
-        files = [f for f in pull.get_files() if f.filename.endswith(".py") and f.status != "removed"]
+        files = [f for f in pull.get_files() if f.filename.endswith(".py")]
         if not files:
             return Reviewed(Review(migrations=[], notes=["this pull request adds no migration"]), Config())
         token = self.app.token(job.installation_id)

@@ -97,7 +97,8 @@ class MigrationFile:
     path: str  # repo-relative, "/" separated
     name: str  # module name: "0007_add_sku"
     app_label: str  # best static guess; the child's answer replaces it
-    status: str = "added"  # "added" | "modified"
+    # "added" | "modified" | "unchanged" (a squash whose replaced migrations the change deletes)
+    status: str = "added"
     parse_error: str | None = None
     parse_error_line: int | None = None
     class_line: int = 1
@@ -105,6 +106,9 @@ class MigrationFile:
     initial: bool = False
     dependencies: list[tuple[str, str]] = field(default_factory=list)
     replaces: list[tuple[str, str]] = field(default_factory=list)
+    # "app.name" -> base text of each migration it replaces (as the base says) that the change deletes;
+    # the text only for a new squash (its state is compared with theirs), else ""
+    deleted_replaces: dict[str, str] = field(default_factory=dict)
     run_before: list[tuple[str, str]] = field(default_factory=list)
     operations: list[ParsedOperation] = field(default_factory=list)
     declared_phase: DeclaredPhase | None = None
@@ -117,6 +121,17 @@ class MigrationFile:
     @property
     def label(self) -> str:
         return f"{self.app_label}.{self.name}"
+
+
+@dataclass
+class Squash:
+    """A squashed migration (one with `replaces`) as Django resolves it where the base is deployed."""
+
+    replaces: list[str]  # "app.name" of the migrations it replaces
+    differences: list[str] = field(default_factory=list)  # Django's autodetector, replaced -> squash
+    uncompared: str | None = None  # why its state could not be compared with theirs
+    dropped: list[str] = field(default_factory=list)  # RunPython/RunSQL of theirs it leaves out
+    deleted: list[str] = field(default_factory=list)  # replaced migrations the change deletes
 
 
 # ---------------------------------------------------------------- sandbox output

@@ -43,7 +43,23 @@ def resolve(repo: Path, revision: str) -> str:
 
 
 def changed_python_files(repo: Path, base: str, head: str) -> list[ChangedFile]:
-    """Python files added or modified on head since it forked from base.
+    """Python files added or modified on head since it forked from base."""
+    return [ChangedFile(path, "added" if status[0] == "A" else "modified")
+            for status, path in diff_pairs(repo, base, head) if path.endswith(".py") and status[:1] in ("A", "M")]
+
+
+def deleted_python_files(repo: Path, base: str, head: str) -> list[str]:
+    """Python files head deleted since it forked from base."""
+    return [path for status, path in diff_pairs(repo, base, head) if path.endswith(".py") and status[:1] == "D"]
+
+
+def fork_point(repo: Path, base: str, head: str) -> str:
+    """The commit head forked from base at: what the change is compared with."""
+    return git(repo, "merge-base", resolve(repo, base), "HEAD" if head == WORKTREE else resolve(repo, head)).strip()
+
+
+def diff_pairs(repo: Path, base: str, head: str) -> list[tuple[str, str]]:
+    """(status, path) of every file head changed since it forked from base.
 
     Paths are read NUL-separated (-z): without it git quotes any name with a byte outside
     printable ASCII, a quote, a tab or a newline, and the quoted name no longer ends in `.py`.
@@ -58,8 +74,7 @@ def changed_python_files(repo: Path, base: str, head: str) -> list[ChangedFile]:
         head_sha = resolve(repo, head)
         pairs = name_status(git(repo, "diff", "-z", "--name-status", "--no-renames",
                                 f"{base_sha}...{head_sha}"))
-    return [ChangedFile(path, "added" if status[0] == "A" else "modified")
-            for status, path in pairs if path.endswith(".py") and status[:1] in ("A", "M")]
+    return pairs
 
 
 def name_status(out: str) -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from migration_safe.config import Config, load_config
 from migration_safe.engine.sandbox import confined, install, statecache
-from migration_safe.engine.review import aliases, discover
+from migration_safe.engine.review import aliases, discover, squashes
 from migration_safe.engine.review.assemble import operations_from_child, operations_from_file
 from migration_safe.engine.sandbox.database import DatabaseError, Server, server_from_environment
 from migration_safe.engine.review.hints import runsql_tables
@@ -51,6 +51,8 @@ def run_review(request: ReviewRequest) -> Review:
         with discover.checkout(repo, request.head) as tree:
             config = load_config(tree, request.config_path)
             files = read_migrations(tree, changed, config)
+            files = squashes.with_deletions(repo, request.base, request.head, tree, files,
+                                            lambda path: app_label(tree, path))
             if not files:
                 return Review(migrations=[], notes=["no migration added or modified"])
             return review_files(tree, files, config, request)
@@ -128,6 +130,7 @@ def review_files(tree: Path, files: list[MigrationFile], config: Config, request
                     state_cache=answer.get("state_cache") if answer else None)
     if answer:  # objects of older migrations the pre-state lacks: later SQL may fail for that
         review.notes.extend(f"pre-state: {note}" for note in answer.get("pre_state", []))
+    review.notes.extend(squashes.notes(answer))
     if result is not None and not result.isolated:
         review.notes.append("sandbox: " + "; ".join(result.isolation))
     return review
@@ -152,7 +155,8 @@ def run_sandbox(tree: Path, files: list[MigrationFile], config: Config,
             child_request = {"root": str(root), "settings": settings, "database": target.as_child_config(),
                              "targets": [str(tree / f.path) for f in files], "trace": True,
                              "runsql_tables": runsql_tables(files),
-                             "environment": dict(config.django_environment)}
+                             "environment": dict(config.django_environment),
+                             "deleted": squashes.deleted_migrations(files)}
             result = run_child(python, child_request, request.limits, cache=state_cache_folder(request, python))
     except DatabaseError as exc:
         return None, None, [f"sandbox database unavailable: {exc}"]
@@ -189,7 +193,7 @@ def analyse(files: list[MigrationFile], answer: ReviewAnswer | None, notes: list
     out = []
     for file in files:
         record = by_path.get(str((tree / file.path).resolve())) if answer else None
-        out.append(analysed(file, record, answer, notes))
+        out.append(squashes.resolve(analysed(file, record, answer, notes), answer, tree))
     return out
 
 

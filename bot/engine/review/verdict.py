@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from migration_safe.config import Config
 from migration_safe.engine.model import (
     Acknowledgement, Finding, MigrationFile, MigrationVerdict, Operation, Phase, PhaseOverride, Severity,
-    StatementKind,
+    Squash, StatementKind,
 )
 from migration_safe.engine.review.phases import (
     Placement, keep_replacements_together, migration_phase, refuse_phase, touches_large,
@@ -15,7 +15,7 @@ from migration_safe.engine.review.stats import quote_sizes
 from migration_safe_rules import catalogue
 from migration_safe_rules.context import MigrationContext
 
-FILE_ONLY_RULES = {"MS001", "MS003"}  # all a modified or unreadable file gets
+FILE_ONLY_RULES = {"MS001", "MS003", "MS009"}  # all a modified, unchanged or unreadable file gets
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Analysed:
     sql_error: str | None = None
     notes: list[str] = field(default_factory=list)
     tables_before: dict = field(default_factory=dict)
+    squash: Squash | None = None
 
 
 def decide(migrations: list[Analysed], config: Config, pg_major: int,
@@ -52,7 +53,7 @@ def decide(migrations: list[Analysed], config: Config, pg_major: int,
             migration=item.file, operations=item.operations, config=config, sql_known=item.sql_known,
             pg_major=pg_major, tables_before=item.tables_before, new_tables=new_tables,
             new_models=new_models, phases=phases, files=files, phase=phases[item.file.label],
-            notes=item.notes, django_version=django_version)
+            notes=item.notes, django_version=django_version, squash=item.squash)
         findings = run_rules(ctx, config)
         acknowledge(findings, item.file.label, acknowledgements)
         quote_sizes(findings, item.operations, config)
@@ -108,7 +109,7 @@ def created_by_review(migrations: list[Analysed]) -> tuple[set[str], set[tuple[s
 
 
 def run_rules(ctx: MigrationContext, config: Config) -> list[Finding]:
-    unreadable = ctx.migration.parse_error is not None or ctx.migration.status == "modified"
+    unreadable = ctx.migration.parse_error is not None or ctx.migration.status in ("modified", "unchanged")
     findings: list[Finding] = []
     for rule in catalogue().values():
         if rule.id in config.disabled_rules or config.severity.get(rule.id) == "off":

@@ -176,12 +176,13 @@ def throwaway_database(configured, target: protocol.DatabaseConfig):
             "PORT": str(target.get("port") or ""), "OPTIONS": {}, "TEST": {}}
 
 
-def load_graph():
+def load_graph(deployed=None):
     from django.db.migrations.loader import MigrationLoader
 
+    loader_class = deployed_loader(MigrationLoader, deployed) if deployed else MigrationLoader
     try:
         with memoized_roots():
-            return MigrationLoader(None, ignore_no_migrations=True)
+            return loader_class(None, ignore_no_migrations=True)
     except Exception as exc:  # circular or missing dependencies, bad migration modules
         raise Fatal("graph", exc) from exc
 
@@ -211,9 +212,11 @@ class Loaded:
     objects: list  # SQL of the database objects the state does not carry (see object_statements)
     excluded: set
     cache: str = "off"
+    squashes: list = dataclasses.field(default_factory=list)  # SquashRecord of each new squash
+    replaced: list = dataclasses.field(default_factory=list)  # ReplacedRecord of new replaced ones
 
 
-def load(target_paths, cache):
+def load(target_paths, cache, deleted=()):
     """From the cache when an earlier review left the state of exactly these other migration files
     (the import of thousands of migration modules and the state they build is most of a review's
     cost at our users' scale), else from every migration module, like Django."""
@@ -228,20 +231,22 @@ def load(target_paths, cache):
                 loaded.cache += f"; {cache.store(loaded, scan)}"
             return loaded
         reason = loaded
-    loaded = cold_load(target_paths)
+    loaded = cold_load(target_paths, deleted)
     if cache:
         loaded.cache = f"{reason}; {cache.store(loaded, scan)}"
     return loaded
 
 
-def cold_load(target_paths):
-    loader = load_graph()
+def cold_load(target_paths, deleted=()):
+    loader = load_graph(Deployed(target_paths, deleted))
     files = node_files(loader)
     targets, unresolved = resolve_targets(target_paths, files)
+    targets, squashes, replaced = squash_targets(loader, targets, files, deleted)
     excluded = excluded_by(loader.graph, targets)
     state, plan = pre_state(loader, excluded)
     objects = object_statements(loader.graph.nodes[key] for key in plan)
-    return Loaded(loader, targets, unresolved, files, state, objects, excluded)
+    return Loaded(loader, targets, unresolved, files, state, objects, excluded,
+                  squashes=squashes, replaced=replaced)
 
 
 def warm_load(target_paths, cache, scan):
@@ -263,6 +268,8 @@ def warm_load(target_paths, cache, scan):
         if migration is None:
             return "miss: a migration does not import (Django says why)"
         disk[key] = migration
+    if involves_squashes(disk, targets):
+        return "miss: the change adds squashed migrations or migrations one replaces"
     try:
         loader = loader_over(disk, scan)
     except Exception:
@@ -390,6 +397,182 @@ def memoized_roots():
         loader_module.MigrationGraph = graph_class
 
 
+# ------------------------------------------------------------------ squashed migrations
+
+
+@dataclasses.dataclass
+class Deployed:
+    """What a database where the base branch is deployed has applied: every migration file that is
+    not new, those the change deletes, and all that an older squash replaces (Django recorded them,
+    or the squash itself when it ran instead)."""
+
+    target_paths: list
+    deleted: list  # DeletedMigration: what a new squash replaces that the change deletes
+
+    def applied(self, loader):
+        new = set(resolve_targets(self.target_paths, node_files(loader))[0])
+        applied = {key: None for key in loader.disk_migrations if key not in new}
+        applied.update(((m["app_label"], m["name"]), None) for m in self.deleted)
+        for key, migration in loader.disk_migrations.items():
+            if migration.replaces and key not in new:
+                applied.update((tuple(replaced), None) for replaced in migration.replaces)
+        return applied
+
+
+def deployed_loader(loader_class, deployed):
+    """Django's loader resolving squashes as it does on a database where the base is deployed: a new
+    squash whose replaced migrations are all applied there is recorded as applied and runs nothing;
+    one with only some of them applied is left out and the rest of them run instead. Without a
+    connection, build_graph takes nothing as applied: it is given what the base applied."""
+
+    class DeployedLoader(loader_class):
+        @property
+        def applied_migrations(self):
+            return self.__dict__["deployed_applied"]
+
+        @applied_migrations.setter
+        def applied_migrations(self, value):  # None from __init__, then {} from build_graph
+            self.__dict__["deployed_applied"] = value if value is None else {**deployed.applied(self), **value}
+
+    return DeployedLoader
+
+
+def involves_squashes(disk, targets):
+    """A new squash, or a new migration that one replaces: only a cold load resolves them."""
+    replaced = {tuple(key) for migration in disk.values() for key in migration.replaces}
+    return any(disk[key].replaces or key in replaced for key in targets)
+
+
+def squash_targets(loader, targets, files, deleted):
+    """The targets that run where the base is deployed, and records of the new squashes (all of
+    them) and of the new migrations a squash replaces (they do not run: the squash does)."""
+    paths = {key: path for path, key in files.items()}
+    running, squashes, replaced = [], [], []
+    for key in targets:
+        migration = loader.disk_migrations[key]
+        if migration.replaces:
+            squashes.append(squash_record(loader, key, paths[key], deleted))
+        if key in loader.graph.nodes and not (migration.replaces and key in loader.applied_migrations):
+            running.append(key)
+        elif not migration.replaces:
+            by = next((f"{k[0]}.{k[1]}" for k, m in loader.replacements.items()
+                       if key in map(tuple, m.replaces)), None)
+            replaced.append({"app_label": key[0], "name": key[1], "path": paths[key], "replaced_by": by})
+    return running, squashes, replaced
+
+
+def squash_record(loader, key, path, deleted):
+    migration = loader.disk_migrations[key]
+    replaces = [tuple(r) for r in migration.replaces]
+    chain = replaced_migrations(loader, migration, deleted)
+    differences, uncompared = compare_squash(loader, key, chain)
+    return {"app_label": key[0], "name": key[1], "path": path, "replaces": [list(r) for r in replaces],
+            "applied": key in loader.applied_migrations,
+            "runs": key in loader.graph.nodes and key not in loader.applied_migrations,
+            "in_base": [list(r) for r in replaces if r in loader.applied_migrations],
+            "differences": differences, "uncompared": uncompared,
+            "dropped": dropped_operations(chain, migration)}
+
+
+def replaced_migrations(loader, squash, deleted):
+    """The migrations a squash replaces, in its order: from the tree, else (the change deletes them)
+    from their text in the base; None for one that is neither."""
+    sources = {(m["app_label"], m["name"]): m["source"] for m in deleted}
+    return {key: loader.disk_migrations.get(key) or from_source(key, sources.get(key))
+            for key in map(tuple, squash.replaces)}
+
+
+def from_source(key, source):
+    """A deleted migration from its text in the base, as Django would have imported it."""
+    import types
+
+    from django.db.migrations.loader import MigrationLoader
+
+    if not source:
+        return None
+    package = MigrationLoader.migrations_module(key[0])[0]
+    module = types.ModuleType(f"{package}.{key[1]}")
+    module.__package__ = package
+    try:
+        exec(compile(source, f"{key[0]}/migrations/{key[1]}.py (base)", "exec"), module.__dict__)
+        return module.Migration(key[1], key[0])
+    except Exception:  # reported as missing: the comparison is never taken as equal
+        return None
+
+
+def compare_squash(loader, key, chain):
+    """What Django's autodetector finds from the state the replaced migrations (`chain`) leave to the
+    state the squash leaves, both from the state before them; or why they could not be compared."""
+    from django.db.migrations.autodetector import MigrationAutodetector
+
+    squash = loader.disk_migrations[key]
+    replaces = list(chain)
+    missing = [f"{r[0]}.{r[1]}" for r, migration in chain.items() if migration is None]
+    if missing:
+        return [], f"{', '.join(missing)} neither in the tree nor readable from the base"
+    try:
+        before = make_state(loader.graph, plan_before(loader.graph, key, replaces), loader.unmigrated_apps)
+        squashed = advance(before.clone(), squash)
+        state = before
+        for migration in chain.values():
+            state = advance(state, migration)
+        changes = MigrationAutodetector(normalized(state), normalized(squashed)).changes(graph=loader.graph)
+    except Exception as exc:  # a state that does not build or render: said, never taken as equal
+        return [], f"{type(exc).__name__}: {first_line(exc)}"
+    return [f"{app}: {describe(operation)}" for app, migrations in sorted(changes.items())
+            for migration in migrations for operation in migration.operations], None
+
+
+def normalized(state):
+    """Its `*_together` options as a model's Options holds them: the autodetector sets them, and
+    makemigrations only ever gives it states from models; a migration may write lists of lists."""
+    from django.db.models.options import normalize_together
+
+    for model_state in state.models.values():
+        for name in ("unique_together", "index_together"):
+            if model_state.options.get(name):
+                model_state.options[name] = set(normalize_together(model_state.options[name]))
+    return state
+
+
+def plan_before(graph, key, replaces):
+    """Every migration the squash (or, where it is left out, its replaced ones) comes after."""
+    tips = [key] if key in graph.nodes else [r for r in replaces if r in graph.nodes]
+    seen, plan = {key, *replaces}, []
+    for tip in tips:
+        for node in graph.forwards_plan(tip):
+            if node not in seen:
+                seen.add(node)
+                plan.append(node)
+    return plan
+
+
+def dropped_operations(chain, squash):
+    """The RunPython and RunSQL of the replaced migrations (`chain`) that the squash does not keep:
+    databases that run the squash never run them. squashmigrations drops the elidable ones; a squash
+    edited by hand may drop others."""
+    kept = {signature(operation) for operation in squash.operations}
+    out = []
+    for replaced, migration in chain.items():
+        for operation in migration.operations if migration else []:
+            mark = signature(operation)
+            if mark and mark not in kept:
+                elidable = "" if getattr(operation, "elidable", False) else " (not elidable)"
+                out.append(f"{replaced[0]}.{replaced[1]}: {mark}{elidable}")
+    return out
+
+
+def signature(operation):
+    from django.db.migrations.operations import RunPython, RunSQL
+
+    if isinstance(operation, RunPython):
+        return f"RunPython {getattr(operation.code, '__qualname__', repr(operation.code))}"
+    if isinstance(operation, RunSQL):
+        sql = operation.sql if isinstance(operation.sql, str) else "; ".join(map(str, operation.sql))
+        return f"RunSQL {one_line(sql)[:120]}"
+    return None
+
+
 # ------------------------------------------------------------------ the state cache
 
 
@@ -449,6 +632,8 @@ class StateCache:
             return "not stored"
         if loaded.excluded != set(loaded.targets):
             return "not stored: other migrations depend on the new ones"
+        if loaded.squashes or loaded.replaced:
+            return "not stored: the change adds squashed migrations or migrations one replaces"
         others = {k: d for k, d in scan.digests.items() if k not in loaded.excluded}
         if others.keys() != loaded.loader.disk_migrations.keys() - loaded.excluded:
             return "not stored: the files Django loaded are not the ones found on disk"
@@ -1435,12 +1620,14 @@ def review(request: protocol.ChildRequest) -> protocol.ReviewAnswer:
     aliases = database_aliases()
     if len(aliases) > 1:  # each alias rebuilds older objects from the migrations themselves,
         cache = None  # which a cached state replaces with placeholders
-    loaded = load(request["targets"], cache)
+    loaded = load(request["targets"], cache, request.get("deleted", []))
     loader = loaded.loader
     answer = {"django_version": django.get_version(), "postgres_version": server_version,
               "unresolved": loaded.unresolved, "conflicts": conflicts(loader), "migrations": [],
               "migration_files": {f"{k[0]}.{k[1]}": p for p, k in loaded.files.items() if k in loaded.excluded},
               "state_cache": loaded.cache, "pre_state": []}
+    if loaded.squashes or loaded.replaced:  # only a change with squashes has them
+        answer.update(squashes=loaded.squashes, replaced=loaded.replaced)
     migrations = [loader.graph.nodes[key] for key in target_plan(loader.graph, loaded.targets, loaded.excluded)]
     answer["timings"] = {"graph": round(time.monotonic() - started, 3)}
     runsql = request.get("runsql_tables") or {}
@@ -1460,6 +1647,10 @@ def review(request: protocol.ChildRequest) -> protocol.ReviewAnswer:
 
 def review_on(connection, loaded, migrations, answer, run):
     """The migrations reviewed on one alias: on a pre-state of the models they need, else of all."""
+    if not migrations:  # nothing runs where the base is deployed (a squash of applied migrations)
+        answer["schema_models"] = 0
+        run[2]()
+        return []
     relations = Relations(loaded.state)
     try:
         needed = needed_models(migrations, loaded.state, relations, run[0])

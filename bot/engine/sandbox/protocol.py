@@ -30,11 +30,19 @@ class StateCacheConfig(TypedDict, total=False):
     out: str  # the folder where the child may leave the pre-state it built
 
 
+class DeletedMigration(TypedDict):
+    """Applied where the base is deployed (a new squash of it is recorded as applied there)."""
+    app_label: str
+    name: str
+    source: str  # its text in the base, to compare the squash's state with ("": too large to read)
+
+
 class _RequestOptions(TypedDict, total=False):
     trace: bool  # execute and trace the SQL (default True); False only collects it
     runsql_tables: RunSQLTables  # absent: the child cannot narrow the pre-state to RunSQL's tables
     environment: Dict[str, str]  # the config's `django.environment`, set before settings import
     state_cache: StateCacheConfig  # absent: no state cache (run.py adds it when the repository has one)
+    deleted: List[DeletedMigration]  # the migrations a new squash replaces that the change deletes
 
 
 class ChildRequest(_RequestOptions):
@@ -140,6 +148,30 @@ class MigrationRecord(_MigrationOptions):
     tables_before: Dict[str, TableBefore]  # existing tables it touches, as they stood before it
 
 
+class SquashRecord(TypedDict):
+    """A new squashed migration, resolved as Django does where the base branch is deployed."""
+    app_label: str
+    name: str
+    path: str  # real path of its file
+    replaces: List[List[str]]  # [app_label, name] of the migrations it replaces
+    in_base: List[List[str]]  # those of them applied where the base is deployed
+    applied: bool  # all of them are: Django records the squash as applied and runs nothing
+    runs: bool  # none of them is: it runs there (and is among `migrations`); neither: Django runs
+    # the replaced migrations not in the base instead of it
+    differences: List[str]  # "app: <operation>" the autodetector finds from the replaced migrations'
+    # final state to the squash's (empty: equal)
+    uncompared: Optional[str]  # why the two states could not be compared (then `differences` is empty)
+    dropped: List[str]  # "app.name: RunPython f[ (not elidable)]": RunPython/RunSQL of theirs it leaves out
+
+
+class ReplacedRecord(TypedDict):
+    """A new migration that a squash replaces: Django runs the squash instead of it."""
+    app_label: str
+    name: str
+    path: str
+    replaced_by: Optional[str]  # "app.name" of the squash
+
+
 class Timings(TypedDict):
     graph: float  # seconds from start to the loaded graph and pre-state
     schema: float  # ... to the pre-state schema built
@@ -148,6 +180,8 @@ class Timings(TypedDict):
 
 class _AnswerOptions(TypedDict, total=False):
     aliases: List[str]  # where DATABASE_ROUTERS choose among several: every alias of DATABASES, reviewed in turn
+    squashes: List[SquashRecord]  # when the change adds squashes: each, whether it runs or not
+    replaced: List[ReplacedRecord]  # when it adds migrations a squash replaces (not among `migrations`)
 
 
 class ReviewAnswer(_AnswerOptions):
