@@ -97,7 +97,8 @@ class MigrationFile:
     path: str  # repo-relative, "/" separated
     name: str  # module name: "0007_add_sku"
     app_label: str  # best static guess; the child's answer replaces it
-    # "added" | "modified" | "unchanged" (a squash whose replaced migrations the change deletes)
+    # "added" | "modified" | "unchanged" (a squash whose replaced migrations the change deletes, left
+    # as it was or with only its `replaces` dropped)
     status: str = "added"
     parse_error: str | None = None
     parse_error_line: int | None = None

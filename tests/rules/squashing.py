@@ -29,13 +29,14 @@ def squash_text(project, sku: str = SKU, elided: bool = True) -> str:
     """The squash of REPLACED: 0001_initial's CreateModels with `sku` on Product; without `elided`, it
     keeps the seed (`elidable=False` in squashmigrations' terms: kept)."""
     initial = (project.root / "shop" / "migrations" / "0001_initial.py").read_text()
-    initial = initial.replace("    initial = True\n",
-                              f"    initial = True\n    replaces = {[('shop', name) for name in REPLACED]!r}\n")
-    text = initial.replace('("legacy_code", models.CharField(max_length=20, null=True)),',
-                           f'("legacy_code", models.CharField(max_length=20, null=True)),\n                {sku}')
+    replaces = f"    replaces = {[('shop', name) for name in REPLACED]!r}\n"
+    legacy = '("legacy_code", models.CharField(max_length=20, null=True)),'
+    text = initial.replace("    initial = True\n", "    initial = True\n" + replaces).replace(
+        legacy, f"{legacy}\n                {sku}")
     if not elided:
+        kept = "        migrations.RunPython(seed, migrations.RunPython.noop),\n"
         text = text.replace("\n\nclass Migration", SEED + "\n\nclass Migration").replace(
-            "    operations = [\n", "    operations = [\n        migrations.RunPython(seed, migrations.RunPython.noop),\n")
+            "    operations = [\n", "    operations = [\n" + kept)
     return text
 
 

@@ -7,6 +7,7 @@ needs every environment to have applied the squash.
 """
 from __future__ import annotations
 
+import ast
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
@@ -24,7 +25,8 @@ def with_deletions(repo: Path, base: str, head: str, tree: Path, files: list[Mig
                    label: Callable[[str], str]) -> list[MigrationFile]:
     """`files`, each squash among them told which of its replaced migrations the change deletes; a
     squash of the base that the change leaves as it is joins them ("unchanged") when it deletes some
-    of its replaced migrations. `label`: a migration path's app label."""
+    of its replaced migrations, and so does one whose only edit drops its `replaces` (the step
+    Django's documentation gives with the deletion). `label`: a migration path's app label."""
     paths = {f"{label(path)}.{PurePosixPath(path).stem}": path
              for path in discover.deleted_python_files(repo, base, head) if is_migration_path(path)}
     if not paths:
@@ -32,7 +34,8 @@ def with_deletions(repo: Path, base: str, head: str, tree: Path, files: list[Mig
     out = list(files)
     fork = discover.fork_point(repo, base, head)
     for file in out:  # a new squash that deletes its replaced migrations at once
-        file.deleted_replaces = {name: base_text(repo, fork, paths[name]) for name in sorted(paths.keys() & labels(file.replaces))}
+        file.deleted_replaces = {name: base_text(repo, fork, paths[name])
+                                 for name in sorted(paths.keys() & labels(file.replaces))}
     remaining = paths.keys() - {name for file in out for name in file.deleted_replaces}
     by_path = {file.path: file for file in out}
     folders = sorted({str(PurePosixPath(path).parent) for path in paths.values()})
@@ -42,6 +45,8 @@ def with_deletions(repo: Path, base: str, head: str, tree: Path, files: list[Mig
         head_file = by_path.get(path) or head_migration(tree, path, label)
         if replaced and head_file is not None:
             head_file.deleted_replaces = dict.fromkeys(replaced, "")
+            if head_file.status == "modified" and only_replaces_dropped(text, head_file.source):
+                head_file.status = "unchanged"
             if path not in by_path:
                 out.append(head_file)
                 by_path[path] = head_file
@@ -76,6 +81,24 @@ def base_text(repo: Path, fork: str, path: str) -> str:
     if int(discover.git(repo, "cat-file", "-s", f"{fork}:{path}")) > BASE_FILE_CAP:
         return ""
     return discover.git(repo, "show", f"{fork}:{path}")
+
+
+def only_replaces_dropped(base: str, head: str) -> bool:
+    before = without_replaces(base)
+    return before is not None and before == without_replaces(head)
+
+
+def without_replaces(text: str) -> str | None:
+    """The module's syntax tree with the Migration class's `replaces` left out (None: no syntax)."""
+    try:
+        module = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    for node in ast.walk(module):
+        if isinstance(node, ast.ClassDef) and node.name == "Migration":
+            node.body = [s for s in node.body if not (isinstance(s, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "replaces" for t in s.targets))]
+    return ast.dump(module)
 
 
 def head_migration(tree: Path, path: str, label: Callable[[str], str]) -> MigrationFile | None:
