@@ -21,7 +21,10 @@ from migration_safe.engine.review import discover, pipeline
 from migration_safe.engine.sandbox.protocol import ReviewAnswer
 from migration_safe.engine.sandbox.run import ChildResult
 
+from projects import DEMO
+
 from .harness import BACKFILL_NOOP, CONCURRENT, establish, migration, review, source
+from .squashing import BASE as SQUASHED, squash_text
 
 RECORDED = Path(__file__).with_name("recorded")
 RERECORD = os.environ.get("MIGRATION_SAFE_RERECORD") == "1"
@@ -152,6 +155,10 @@ SCENARIOS = (
     one("ms004-0002_audit", source(
         'migrations.RunSQL("ALTER TABLE shop_audit ADD COLUMN note text", migrations.RunSQL.noop),'),
         Expected("MS004", ERROR, "migrations.RunSQL(")),
+    one("ms007-0001_squashed_0003_seed", squash_text(
+        SimpleNamespace(root=DEMO / "base"), sku='("sku", models.CharField(max_length=64, null=True)),'),
+        Expected("MS007", ERROR, "class Migration"), Expected("MS008", NOTICE, "class Migration"),
+        base=SQUASHED),
 )
 
 

@@ -18,11 +18,15 @@ def seed(apps, schema_editor):
 '''
 
 
+BASE = (("0002_sku", source(f"migrations.AddField('product', {SKU[1:-2]}),")),
+        ("0003_seed", source("migrations.RunPython(seed, migrations.RunPython.noop, elidable=True),",
+                             after="0002_sku", imports=SEED)))
+
+
 def establish_replaced(project) -> None:
     """The migrations the squash replaces, on the base branch (applied in production)."""
-    establish(project, "0002_sku", source(f"migrations.AddField('product', {SKU[1:-2]}),"))
-    establish(project, "0003_seed", source("migrations.RunPython(seed, migrations.RunPython.noop, "
-                                           "elidable=True),", after="0002_sku", imports=SEED))
+    for name, text in BASE:
+        establish(project, name, text)
 
 
 def squash_text(project, sku: str = SKU, elided: bool = True) -> str:
