@@ -108,6 +108,8 @@ def load_config(repo: Path, path: str | None = None) -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{display(file, repo)}: not valid YAML: {exc}") from exc
+    except RecursionError:  # PyYAML's parser recurses once per level of nesting
+        raise ConfigError(f"{display(file, repo)}: nested too deeply to be a configuration") from None
     return parse_config(data, file, repo)
 
 

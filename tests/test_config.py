@@ -61,6 +61,13 @@ def test_broken_yaml_is_a_clear_error(tmp_path):
         load_config(tmp_path)
 
 
+def test_a_config_nested_past_the_parser_is_an_error_not_a_crash(tmp_path):
+    """The file is the pull request's: nesting that exhausts PyYAML's recursion is its error."""
+    write(tmp_path, "rules:\n  disable: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_config(tmp_path)
+
+
 @pytest.mark.parametrize("written", ["off", "Off", "no", "false", '"off"'])
 def test_off_unquoted_is_off(tmp_path, written):
     """`autofix: off` as the docs write it: YAML 1.1 reads it as a boolean, the author meant "off"."""

@@ -216,6 +216,8 @@ def finish(outcome: Outcome, answer_file, limits: Limits, isolation: list[str]) 
         answer = json.loads(answer_file.read(limits.output_bytes).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         return ChildResult(None, f"the child's answer was not valid JSON: {exc}", tail, isolation=isolation)
+    except RecursionError:  # the parser recurses once per level of nesting
+        return ChildResult(None, "the child's answer was nested too deeply to read", tail, isolation=isolation)
     problem = protocol_problem(answer)
     if problem:
         return ChildResult(None, f"the child's answer does not follow the protocol: {problem}", tail,

@@ -50,7 +50,7 @@ def keep(folder: Path, produced: Path, answer: dict) -> None:
         return
     try:
         json.loads(contents["header.json"].decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # written by the project's process
         return
     store(folder, contents)
     prune(folder)

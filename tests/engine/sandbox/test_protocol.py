@@ -18,8 +18,12 @@ RECORDED = json.loads(RECORDING.read_text())["answer"]  # a real child's answer
 
 
 def read(answer) -> str | None:
+    return read_bytes(json.dumps(answer).encode())
+
+
+def read_bytes(answer: bytes) -> str | None:
     with tempfile.TemporaryFile() as file:
-        file.write(json.dumps(answer).encode())
+        file.write(answer)
         file.flush()
         result = finish(Outcome(), file, Limits(), [])
     assert (result.answer is None) == (result.error is not None)
@@ -36,6 +40,10 @@ def read(answer) -> str | None:
 def test_an_answer_of_another_shape_is_refused_with_where(answer, problem):
     error = read(answer)
     assert error.startswith("the child's answer does not follow the protocol: ") and problem in error
+
+
+def test_an_answer_nested_past_the_parser_is_refused_not_a_crash():
+    assert read_bytes(b"[" * 100_000 + b"]" * 100_000) == "the child's answer was nested too deeply to read"
 
 
 def test_well_formed_answers_are_read():

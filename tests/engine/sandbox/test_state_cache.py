@@ -231,3 +231,16 @@ def test_a_value_that_cannot_be_stored_is_named(shop):
             "not stored: PicklingError: cannot pickle the local function make_default.<locals>.five "
             "(from shop.defaults)"), report["state_cache"]
         assert report["migrations"][0]["sql_status"] == "ok"
+
+
+def test_an_entry_whose_header_nests_past_the_parser_is_not_kept(tmp_path):
+    """The child writes the entry: a header JSON cannot read is dropped, not a crash after the review."""
+    produced, folder = tmp_path / "produced", tmp_path / "states"
+    produced.mkdir()
+    (produced / "header.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    (produced / "state.pickle").write_bytes(b"")
+    statecache.keep(folder, produced, {})
+    assert not folder.exists() or list(folder.iterdir()) == []
+    (produced / "header.json").write_text("{}")
+    statecache.keep(folder, produced, {})
+    assert len(list(folder.iterdir())) == 1  # the same files with a readable header are kept
