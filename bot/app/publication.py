@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from migration_safe.engine.model import Finding, MigrationVerdict, Phase, Review, Severity
 from migration_safe.report import markdown, markup
-from migration_safe.report._common import span
+from migration_safe.report._common import on_database, span
 from migration_safe_rules import catalogue
 from migration_safe_rules.base import Rule
 
@@ -195,7 +195,8 @@ def annotation(verdict: MigrationVerdict, finding: Finding, rules: Mapping[str, 
     start, end = span(verdict, finding)
     rule = rules.get(finding.rule)
     # Plain text on GitHub, but still the pull request's names: clipped like everywhere else.
-    message = markup.clip(finding.message, markup.TEXT_LIMIT) + ("\n(acknowledged)" if finding.acknowledged else "")
+    message = markup.clip(on_database(finding) + finding.message, markup.TEXT_LIMIT) \
+        + ("\n(acknowledged)" if finding.acknowledged else "")
     return Annotation(verdict.file.path, start, max(start, end),
                       LEVELS[finding.severity] if not finding.acknowledged else "notice",
                       markup.clip(f"{finding.rule} {rule.title if rule else ''}".strip(), TITLE_LIMIT), message,
@@ -277,7 +278,8 @@ def review_comment(path: str, start: int, end: int, lines: set[int], finding: Fi
 
 def comment_body(finding: Finding, fingerprint: str) -> str:
     marker = "\n" + FINDING_MARKER.format(fingerprint)
-    body = (f"**{markup.prose(finding.rule, 20)}** ({finding.severity.value}): {markup.prose(finding.message)}\n\n"
+    message = on_database(finding) + finding.message
+    body = (f"**{markup.prose(finding.rule, 20)}** ({finding.severity.value}): {markup.prose(message)}\n\n"
             f"Safe alternative: {markup.prose(finding.safe_alternative)}")
     if finding.suggestion is not None and len(finding.suggestion) <= SUGGESTION_LIMIT:
         body += "\n\n" + markup.fence(finding.suggestion, "suggestion")

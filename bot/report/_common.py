@@ -74,6 +74,11 @@ def acknowledgement(finding: Finding) -> str:
     return f"{who}: {ack.reason}" if ack.reason else who
 
 
+def on_database(finding: Finding) -> str:
+    """Where routers choose the databases, the alias the finding is about, as a message's opening."""
+    return f"On database {finding.alias}: " if finding.alias else ""
+
+
 def with_alternative(finding: Finding) -> str:
     """The message followed by its safe alternative, as one sentence-ish string."""
     message = finding.message.rstrip()

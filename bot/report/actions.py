@@ -5,7 +5,9 @@ from typing import TYPE_CHECKING, Mapping
 
 from migration_safe.engine.model import Finding, MigrationVerdict, Review
 
-from ._common import STATIC_FALLBACK, acknowledgement, label, phase_value, severity, span, with_alternative
+from ._common import (
+    STATIC_FALLBACK, acknowledgement, label, on_database, phase_value, severity, span, with_alternative,
+)
 
 if TYPE_CHECKING:
     from migration_safe_rules.base import Rule
@@ -37,7 +39,7 @@ def _finding(verdict: MigrationVerdict, finding: Finding, rules: Mapping[str, Ru
     line, end_line = span(verdict, finding)
     rule = rules.get(finding.rule)
     title = f"{finding.rule} {rule.title}" if rule else finding.rule
-    message = with_alternative(finding)
+    message = on_database(finding) + with_alternative(finding)
     level = severity(finding)
     if finding.acknowledged:
         # Acknowledged errors no longer block: keep them visible, but only as notices.

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from migration_safe.engine.model import Finding, MigrationVerdict, Review, Severity
 
-from ._common import INFORMATION_URI, rule_url, severity, span, with_alternative
+from ._common import INFORMATION_URI, on_database, rule_url, severity, span, with_alternative
 
 if TYPE_CHECKING:
     from migration_safe_rules.base import Rule
@@ -65,7 +65,7 @@ def _result(verdict: MigrationVerdict, finding: Finding, index: Mapping[str, int
         "ruleId": finding.rule,
         "ruleIndex": index[finding.rule],
         "level": LEVELS[severity(finding)],
-        "message": {"text": with_alternative(finding)},
+        "message": {"text": on_database(finding) + with_alternative(finding)},
         "locations": [location],
     }
     if finding.acknowledged:

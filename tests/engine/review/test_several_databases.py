@@ -15,7 +15,9 @@ from migration_safe.config import ConfigError, load_config
 from migration_safe.engine.fix.plan import plan_fixes
 from migration_safe.engine.model import AliasVerdict, Phase, Severity
 from migration_safe.engine.sandbox.database import server_from_environment
-from migration_safe.report import json_report, markdown, text
+from migration_safe.app.publication import annotation, comment_body
+from migration_safe.report import actions, json_report, markdown, sarif, text
+from migration_safe_rules import catalogue
 from projects import DEMO, GitProject
 from rules.harness import configure, migration, review, source, verdict
 
@@ -166,6 +168,19 @@ def test_the_comment_names_each_alias(reviewed):
     report = text.render(result)
     assert "phase: per database  databases: default pre-deploy, analytics deferred" in report
     assert "0002_event_kind_idx.py:8  on analytics  error  MS101" in report
+
+
+def test_annotations_sarif_and_review_comments_name_the_alias(reviewed):
+    """What a reviewer reads beside the line, not only the summary comment, says which database."""
+    _project, result = reviewed
+    index = verdict(result, "0002_event_kind_idx")
+    ms101 = next(f for f in index.findings if f.rule == "MS101")
+    assert annotation(index, ms101, catalogue()).message.startswith("On database analytics: CREATE INDEX")
+    assert comment_body(ms101, "x").startswith("**MS101** (error): On database analytics: CREATE INDEX")
+    results = json.loads(sarif.render(result))["runs"][0]["results"]
+    assert any(r["message"]["text"].startswith("On database analytics: CREATE INDEX") for r in results)
+    assert "::error file=events/migrations/0002_event_kind_idx.py" in actions.render(result)
+    assert "::On database analytics: CREATE INDEX" in actions.render(result)
 
 
 def test_sizes_quoted_come_from_the_alias_the_operation_runs_on(reviewed):
