@@ -64,8 +64,7 @@ def is_fork(pull) -> bool:
 
 def pushed_before(target: publish.Target) -> str | None:
     """The commit an earlier review of this head pushed, if one did (whatever became of it)."""
-    commit = target.repo.get_commit(target.head_sha)
-    for run in commit.get_check_runs(check_name=publish.CHECK_NAME, filter="all"):
+    for run in publish.earlier_runs(target, latest=False):  # another App's summary says nothing of ours
         found = PUSHED_PATTERN.search((run.output and run.output.summary) or "")
         if found:
             return found.group(1)

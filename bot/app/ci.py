@@ -232,7 +232,9 @@ class CiWorker:
     def review_pull(self, job: ReviewJob, repo, pull) -> Reviewed | None:
         if pull.state != "open":
             return None
-        target = publish.Target(repo, pull, job.head_sha)
+        # The workflow's token acts as GitHub Actions, as does any workflow here: the only run this job
+        # can tell for its own is the one it creates.
+        target = publish.Target(repo, pull, job.head_sha, app_id=None)
         self.publisher = Publisher(target, self.app.bot_login())
         run_ = self.publisher.start()
         if self.privileged and is_fork(pull) and not isolation_available().complete:

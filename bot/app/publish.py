@@ -6,6 +6,7 @@ PR) left, so a retried job never duplicates.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -31,6 +32,11 @@ class Target:
     repo: Repository
     pull: PullRequest | None  # None: a failure's check run only, which needs no pull request
     head_sha: str
+    # The GitHub App whose check runs are ours: any workflow or other App can make one of the same
+    # name, whose summary must not speak for us and which GitHub would not let us edit. None: no
+    # earlier run can be told apart as ours (a workflow's token acts as GitHub Actions, like every
+    # other workflow of the repository), so none is.
+    app_id: int | None
 
 
 def publish(target: Target, run: CheckRun, review: Review, bot_login: str, options: Options = Options()) -> None:
@@ -89,8 +95,7 @@ def find_or_start_check(target: Target) -> CheckRun:
     or one already holding annotations is never reused: every annotation would
     show twice. GitHub shows the latest run of a name on a commit.
     """
-    commit = target.repo.get_commit(target.head_sha)
-    for run in commit.get_check_runs(check_name=CHECK_NAME):  # the latest run of that name only
+    for run in earlier_runs(target):  # our latest run of that name only
         if run.status != "completed":
             if not (run.output and run.output.annotations_count):
                 return run
@@ -102,6 +107,18 @@ def find_or_start_check(target: Target) -> CheckRun:
                                         started_at=now_dt(),
                                         output={"title": "Reviewing migrations…",
                                                 "summary": "The review has started."})
+
+
+def earlier_runs(target: Target, latest: bool = True) -> Iterator[CheckRun]:
+    """The runs of our check on the head that our App created, newest first; `latest`: only the newest
+    (GitHub's newest of each App's), else every one."""
+    if target.app_id is None:
+        return
+    commit = target.repo.get_commit(target.head_sha)
+    # PyGithub does not pass the list's app_id parameter: the runs say which App created them.
+    for run in commit.get_check_runs(check_name=CHECK_NAME, filter="latest" if latest else "all"):
+        if run.app.id == target.app_id:
+            yield run
 
 
 def fail_check(run: CheckRun, reason: str) -> None:

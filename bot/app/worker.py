@@ -62,7 +62,7 @@ class Worker:
         if pull.state != "open" or not self.current(job, pull):
             log.info("skipping %s: closed or superseded", job.key)
             return None
-        target = publish.Target(repo, pull, job.head_sha)
+        target = publish.Target(repo, pull, job.head_sha, self.settings.app_id)
         run = publish.find_or_start_check(target)
         if self.refuses(pull):
             publish.fail_check(run, "this pull request comes from a fork, and this service cannot isolate "
@@ -113,7 +113,7 @@ class Worker:
         reason = autopush.refusal(pull, self.app.permissions(job.installation_id))
         if reason is not None:
             return reason
-        earlier = autopush.pushed_before(publish.Target(repo, pull, job.head_sha))
+        earlier = autopush.pushed_before(publish.Target(repo, pull, job.head_sha, self.settings.app_id))
         if earlier:
             return f"the rewrites of this head were pushed once already, as {earlier}, and never twice"
         latest = self.mirrors.messages(repo.full_name, job.head_sha, autopush.MAX_ROUNDS)
@@ -193,7 +193,7 @@ def report_failure(job_data: dict, reason: str, settings: AppSettings | None = N
         repo = app.client(job.installation_id).get_repo(job.repo)
         # The check run needs only the repository and the head: not the PR, whose endpoint may be
         # the very thing that kept failing.
-        target = publish.Target(repo, None, job.head_sha)
+        target = publish.Target(repo, None, job.head_sha, settings.app_id)
         publish.fail_check(publish.find_or_start_check(target), redact(reason, token))
     except Exception:  # GitHub itself is down: nothing more we can say
         log.exception("could not report the failure of %s", job.key)

@@ -81,7 +81,7 @@ def _identity_for_token(state: State, value: str) -> Identity:
     user = state.user(token.login)
     if token.installation_id is None:
         return Identity("user", user)
-    return Identity("installation", user, token.installation_id, dict(token.permissions))
+    return Identity("installation", user, token.installation_id, dict(token.permissions), token.app_id)
 
 
 def git_identity(request: Request, state: State, repo: Repo) -> Identity | None:

@@ -104,6 +104,7 @@ class Identity:
     user: User | None = None
     installation_id: int | None = None
     permissions: dict[str, str] = field(default_factory=dict, hash=False)  # an installation token's
+    app_id: int | None = None  # the App an installation's token acts for
 
 
 T = TypeVar("T")

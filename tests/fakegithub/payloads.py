@@ -30,7 +30,7 @@ from .shapes import (
     repo_json,
     user_json,
 )
-from .state import CheckRun, IssueComment, Pull, Repo, State, User, iso
+from .state import App, CheckRun, IssueComment, Pull, Repo, State, User, iso
 
 
 def _default_payloads_dir() -> Path:
@@ -148,19 +148,20 @@ def _issue_comment(payload: dict[str, Any], state: State, urls: Urls, subject: S
 def _check_run(payload: dict[str, Any], state: State, urls: Urls, subject: Subject) -> None:
     run: CheckRun = _need(subject.check_run, "check_run=ID", "check_run")
     data = check_run_json(urls, state, subject.repo, run)
-    data["check_suite"] = _suite(state, urls, subject.repo, run.head_sha, subject.pull)
+    app = state.app_by_id(run.app_id)
+    data["check_suite"] = _suite(state, urls, subject.repo, run.head_sha, subject.pull, app)
     payload["check_run"] = data
 
 
 def _check_suite(payload: dict[str, Any], state: State, urls: Urls, subject: Subject) -> None:
     sha = subject.head_sha or (subject.pull.head_sha if subject.pull else None)
     sha = _need(sha, "pull= or head_sha=", "check_suite")
-    payload["check_suite"] = _suite(state, urls, subject.repo, sha, subject.pull)
+    payload["check_suite"] = _suite(state, urls, subject.repo, sha, subject.pull, state.app)
 
 
-def _suite(state: State, urls: Urls, repo: Repo, sha: str, pull: Pull | None) -> dict[str, Any]:
+def _suite(state: State, urls: Urls, repo: Repo, sha: str, pull: Pull | None, app: App) -> dict[str, Any]:
     branch = pull.head_ref if pull is not None else repo.default_branch
-    suite = check_suite_json(urls, state, repo, sha, branch)
+    suite = check_suite_json(urls, state, repo, sha, branch, app)
     suite["head_commit"] = _head_commit(repo, sha)
     if pull is not None:
         suite["before"] = pull.previous_head_sha or pull.base_sha

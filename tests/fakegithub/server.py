@@ -44,11 +44,8 @@ from .shapes import (
     review_comment_json,
     review_json,
 )
-from .state import BOT, ORGANIZATION, ROLE_PERMISSION, USER, Pull, PullFile, Repo, State, Token, now, random_sha
+from .state import ORGANIZATION, ROLE_PERMISSION, USER, Pull, PullFile, Repo, State, Token, now, random_sha
 from .transport import FaultRule, RecordedRequest, Server
-
-
-ACTIONS_BOT = "github-actions[bot]"  # whom a workflow's GITHUB_TOKEN writes as
 
 
 class FakeGitHub:
@@ -137,6 +134,11 @@ class FakeGitHub:
     def bot_login(self) -> str:
         """The login the app acts as: "<slug>[bot]", of type "Bot"."""
         return self._state.app.bot.login
+
+    @property
+    def actions_app_id(self) -> int:
+        """The GitHub Actions app's id: the `app` of the check runs an `actions_token` creates."""
+        return self._state.actions_app.id
 
     @property
     def installation_id(self) -> int:
@@ -344,16 +346,16 @@ class FakeGitHub:
         """The GITHUB_TOKEN of a workflow run in `owner/name`: an installation token acting as
         github-actions[bot], with the permissions a workflow's `permissions:` grants, or all "read"
         (a fork's pull request), when GitHub answers every write with 403; `permissions` (e.g.
-        checks="write") overrides some."""
+        checks="write") overrides some. Its check runs are the GitHub Actions app's."""
         level = "read" if read_only else "write"
         granted = {"checks": level, "issues": level, "pull_requests": level, "contents": "read", "metadata": "read",
                    **permissions}
         value = new_token_value()
         with self._state.lock:
             repo = self._repo(owner, name)
-            bot = self._state.user(ACTIONS_BOT, BOT)
-            self._state.tokens[value] = Token(value, now() + timedelta(hours=1), bot.login, repo.installation_id,
-                                              granted)
+            actions = self._state.actions_app
+            self._state.tokens[value] = Token(value, now() + timedelta(hours=1), actions.bot.login,
+                                              repo.installation_id, granted, actions.id)
         return value
 
     def expire_tokens(self) -> None:

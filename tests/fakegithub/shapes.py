@@ -81,13 +81,13 @@ def app_json(urls: Urls, app: App) -> dict[str, Any]:
         "client_id": f"Iv1.{app.id:016x}",
         "owner": user_json(urls, app.owner),
         "name": app.name,
-        "description": "",
+        "description": app.description,
         "external_url": f"{urls.web}/apps/{app.slug}/home",
         "html_url": f"{urls.web}/apps/{app.slug}",
         "created_at": iso(app.created_at),
         "updated_at": iso(app.created_at),
         "permissions": dict(app.permissions),
-        "events": ["check_run", "check_suite", "issue_comment", "pull_request"],
+        "events": list(app.events),
         "installations_count": 1,
     }
 
@@ -407,9 +407,9 @@ def file_json(urls: Urls, repo: Repo, pull: Pull, file: PullFile) -> dict[str, A
 
 
 def check_suite_json(
-    urls: Urls, state: State, repo: Repo, head_sha: str, head_branch: str | None
+    urls: Urls, state: State, repo: Repo, head_sha: str, head_branch: str | None, app: App
 ) -> dict[str, Any]:
-    suite_id = state.suite_id(repo, head_sha)
+    suite_id = state.suite_id(repo, head_sha, app)
     runs = [r for r in repo.check_runs.values() if r.suite_id == suite_id]
     api = f"{urls.repo_api(repo)}/check-suites/{suite_id}"
     return {
@@ -423,9 +423,9 @@ def check_suite_json(
         "before": None,
         "after": head_sha,
         "pull_requests": pulls_for_sha(urls, repo, head_sha),
-        "app": app_json(urls, state.app),
-        "created_at": iso(state.app.created_at),
-        "updated_at": iso(state.app.created_at),
+        "app": app_json(urls, app),
+        "created_at": iso(app.created_at),
+        "updated_at": iso(app.created_at),
         "latest_check_runs_count": len(runs),
         "check_runs_url": f"{api}/check-runs",
     }
@@ -452,7 +452,8 @@ def pulls_for_sha(urls: Urls, repo: Repo, head_sha: str) -> list[dict[str, Any]]
 
 def check_run_json(urls: Urls, state: State, repo: Repo, run: CheckRun) -> dict[str, Any]:
     api = f"{urls.repo_api(repo)}/check-runs/{run.id}"
-    suite = check_suite_json(urls, state, repo, run.head_sha, None)
+    app = state.app_by_id(run.app_id)
+    suite = check_suite_json(urls, state, repo, run.head_sha, None, app)
     return {
         "id": run.id,
         "head_sha": run.head_sha,
@@ -474,7 +475,7 @@ def check_run_json(urls: Urls, state: State, repo: Repo, run: CheckRun) -> dict[
         },
         "name": run.name,
         "check_suite": {"id": suite["id"]},
-        "app": app_json(urls, state.app),
+        "app": app_json(urls, app),
         "pull_requests": suite["pull_requests"],
     }
 

@@ -112,6 +112,7 @@ class CheckRun:
     name: str
     head_sha: str
     suite_id: int
+    app_id: int  # the App that created it, the only one GitHub lets update it
     status: str = "queued"
     conclusion: str | None = None
     started_at: datetime | None = None
@@ -211,7 +212,7 @@ class Repo:
     # Deleted comments stay known so that an issue_comment.deleted delivery can still describe them.
     deleted_comments: dict[int, IssueComment] = field(default_factory=dict, repr=False)
     check_runs: dict[int, CheckRun] = field(default_factory=dict, repr=False)
-    check_suites: dict[str, int] = field(default_factory=dict, repr=False)
+    check_suites: dict[tuple[int, str], int] = field(default_factory=dict, repr=False)  # (app id, sha) -> id
     reviews: dict[int, Review] = field(default_factory=dict, repr=False)
     review_comments: dict[int, ReviewComment] = field(default_factory=dict, repr=False)
 
@@ -233,6 +234,7 @@ class Token:
     login: str
     installation_id: int | None  # None for a user's personal token
     permissions: dict[str, str] = field(default_factory=dict)
+    app_id: int | None = None  # the App an installation's token acts for
 
 
 # What the App asks for (app.yml's default_permissions).
@@ -245,6 +247,23 @@ APP_PERMISSIONS = {
 }
 
 
+# The GitHub Actions app on github.com, as the `app` of its check runs shows it.
+ACTIONS_APP_ID = 15368
+ACTIONS_BOT = "github-actions[bot]"  # whom a workflow's GITHUB_TOKEN writes as
+ACTIONS_PERMISSIONS = {
+    "actions": "write",
+    "checks": "write",
+    "contents": "write",
+    "deployments": "write",
+    "issues": "write",
+    "metadata": "read",
+    "packages": "write",
+    "pages": "write",
+    "pull_requests": "write",
+    "statuses": "write",
+}
+
+
 @dataclass(eq=False)
 class App:
     id: int
@@ -254,6 +273,8 @@ class App:
     bot: User
     created_at: datetime = field(default_factory=now)
     permissions: dict[str, str] = field(default_factory=lambda: dict(APP_PERMISSIONS))
+    description: str = ""
+    events: tuple[str, ...] = ("check_run", "check_suite", "issue_comment", "pull_request")
 
 
 @dataclass(eq=False)
@@ -280,6 +301,12 @@ class State:
         owner_user = self.user(owner, ORGANIZATION)
         bot = self.user(f"{app_slug}[bot]", BOT)
         self.app = App(id=app_id, slug=app_slug, name=app_slug, owner=owner_user, bot=bot)
+        # Whom a workflow's GITHUB_TOKEN acts for: its check runs are this App's, not ours.
+        self.actions_app = App(id=ACTIONS_APP_ID, slug="github-actions", name="GitHub Actions",
+                               owner=self.user("github", ORGANIZATION), bot=self.user(ACTIONS_BOT, BOT),
+                               created_at=datetime(2018, 7, 30, 9, 30, 17, tzinfo=timezone.utc),
+                               permissions=dict(ACTIONS_PERMISSIONS),
+                               description="Automate your workflow from idea to production", events=())
         self.installations[installation_id] = Installation(installation_id, owner_user, dict(self.app.permissions))
         self.default_installation_id = installation_id
 
@@ -302,8 +329,12 @@ class State:
             self.installations[installation_id] = Installation(installation_id, account, dict(self.app.permissions))
         return self.installations[installation_id]
 
-    def suite_id(self, repo: Repo, head_sha: str) -> int:
+    def app_by_id(self, app_id: int) -> App:
+        return {self.app.id: self.app, self.actions_app.id: self.actions_app}[app_id]
+
+    def suite_id(self, repo: Repo, head_sha: str, app: App) -> int:
         """GitHub groups check runs of one app on one commit into a check suite."""
-        if head_sha not in repo.check_suites:
-            repo.check_suites[head_sha] = self.new_id()
-        return repo.check_suites[head_sha]
+        key = (app.id, head_sha)
+        if key not in repo.check_suites:
+            repo.check_suites[key] = self.new_id()
+        return repo.check_suites[key]

@@ -283,6 +283,37 @@ def test_check_run_refuses_more_than_50_annotations(gh: Github, local_repo: Path
     assert "No more than 50 items are allowed; 51 were supplied." in refused.value.data["message"]
 
 
+def test_a_check_run_is_the_apps_that_created_it_and_only_that_app_updates_it(
+    fake: FakeGitHub, gh: Github, local_repo: Path
+) -> None:
+    sha = head_sha(local_repo)
+    ours = gh.get_repo(f"{OWNER}/{NAME}").create_check_run(name="migration-safe", head_sha=sha)
+    workflow = Github(auth=Auth.Token(fake.actions_token(OWNER, NAME)), base_url=fake.url, **CLIENT)
+    theirs = workflow.get_repo(f"{OWNER}/{NAME}").create_check_run(name="migration-safe", head_sha=sha)
+
+    assert (ours.app.id, theirs.app.id) == (fake.app_id, fake.actions_app_id)
+    assert (theirs.app.slug, theirs.app.name) == ("github-actions", "GitHub Actions")
+    assert ours.check_suite.id != theirs.check_suite.id
+    # "latest" is per suite: both Apps' runs of the name are listed, newest first; app_id selects.
+    listed = gh.get_repo(f"{OWNER}/{NAME}").get_commit(sha).get_check_runs(check_name="migration-safe")
+    assert [r.id for r in listed] == [theirs.id, ours.id]
+    url = f"{fake.url}/repos/{OWNER}/{NAME}/commits/{sha}/check-runs"
+    _, data = gh.requester.requestJsonAndCheck("GET", url, parameters={"app_id": fake.app_id})
+    assert [r["id"] for r in data["check_runs"]] == [ours.id]
+
+    with pytest.raises(GithubException) as refused:
+        gh.get_repo(f"{OWNER}/{NAME}").get_check_run(theirs.id).edit(status="completed", conclusion="success")
+    assert refused.value.status == 403
+    assert refused.value.data["message"] == (
+        f"Invalid app_id `{fake.actions_app_id}` - check run can only be modified by the GitHub App that created it."
+    )
+    assert fake.check_runs(OWNER, NAME, head_sha=sha)[1]["status"] == "queued"
+    with pytest.raises(GithubException) as person:
+        user = Github(auth=Auth.Token(fake.add_user_token("dev")), base_url=fake.url, **CLIENT)
+        user.get_repo(f"{OWNER}/{NAME}").create_check_run(name="migration-safe", head_sha=sha)
+    assert (person.value.status, person.value.data["message"]) == (403, "You must authenticate via a GitHub App.")
+
+
 # --- labels, comments, reactions --------------------------------------------------
 
 

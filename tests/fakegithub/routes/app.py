@@ -56,6 +56,7 @@ def create_access_token(ctx: Ctx, installation_id: str) -> Response:
         login=ctx.state.app.bot.login,
         installation_id=inst.id,
         permissions=dict(permissions),
+        app_id=ctx.state.app.id,
     )
     ctx.state.tokens[token.value] = token
     data = {

@@ -1,7 +1,9 @@
 """Check runs, validated like the Checks API validates them.
 
 Annotations sent on create and on every update are appended, never
-replaced; more than 50 in one request is a 422, as on GitHub.
+replaced; more than 50 in one request is a 422, as on GitHub. A run is the
+App's that created it (the GitHub Actions app's, for a workflow's token): only
+that App may update it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 from ..core import ApiError, Ctx, Response, invalid, not_found
 from ..shapes import annotation_json, check_run_json
-from ..state import CheckRun, Repo, now
+from ..state import App, CheckRun, Repo, now
 from .base import number, parse_time, resolve_commit, router
 
 STATUSES = ("queued", "in_progress", "completed", "waiting", "requested", "pending")
@@ -106,6 +108,13 @@ def apply(run: CheckRun, body: dict[str, Any]) -> None:
         run.annotations.extend(output.get("annotations") or [])
 
 
+def _calling_app(ctx: Ctx) -> App:
+    """The App whose installation token makes the request: only Apps write check runs."""
+    if ctx.identity.app_id is None:
+        raise ApiError(403, "You must authenticate via a GitHub App.")
+    return ctx.state.app_by_id(ctx.identity.app_id)
+
+
 def _run_or_404(repo: Repo, raw_id: str) -> CheckRun:
     run = repo.check_runs.get(number(raw_id))
     if run is None:
@@ -118,6 +127,7 @@ def create_check_run(ctx: Ctx, owner: str, repo: str) -> Response:
     found = ctx.repo(owner, repo)
     body = ctx.body()
     validate(body, creating=True)
+    app = _calling_app(ctx)
     sha = resolve_commit(found, body["head_sha"])
     if sha is None or sha != body["head_sha"]:
         raise ApiError(422, f"No commit found for SHA: {body['head_sha']}")
@@ -125,7 +135,8 @@ def create_check_run(ctx: Ctx, owner: str, repo: str) -> Response:
         id=ctx.state.new_id(),
         name=body["name"],
         head_sha=sha,
-        suite_id=ctx.state.suite_id(found, sha),
+        suite_id=ctx.state.suite_id(found, sha, app),
+        app_id=app.id,
         started_at=now(),
     )
     apply(run, body)
@@ -143,6 +154,9 @@ def get_check_run(ctx: Ctx, owner: str, repo: str, check_run_id: str) -> Respons
 def update_check_run(ctx: Ctx, owner: str, repo: str, check_run_id: str) -> Response:
     found = ctx.repo(owner, repo)
     run = _run_or_404(found, check_run_id)
+    if _calling_app(ctx).id != run.app_id:
+        raise ApiError(403, f"Invalid app_id `{run.app_id}` - check run can only be modified by the GitHub App "
+                            "that created it.")
     body = ctx.body()
     validate(body, creating=False)
     apply(run, body)
@@ -162,22 +176,25 @@ def list_check_runs_for_ref(ctx: Ctx, owner: str, repo: str, ref: str) -> Respon
     sha = resolve_commit(found, ref)
     if sha is None:
         raise ApiError(422, f"No commit found for SHA: {ref}")
-    name, status = ctx.request.arg("check_name"), ctx.request.arg("status")
+    name, status, app_id = ctx.request.arg("check_name"), ctx.request.arg("status"), ctx.request.arg("app_id")
     runs = sorted(
         (r for r in found.check_runs.values() if r.head_sha == sha),
         key=lambda r: -r.id,
     )
     if ctx.request.arg("filter", "latest") == "latest":
         runs = _latest_per_name(runs)
-    runs = [r for r in runs if name in (None, r.name) and status in (None, r.status)]
+    runs = [r for r in runs if name in (None, r.name) and status in (None, r.status)
+            and app_id in (None, str(r.app_id))]
     return ctx.paginate(runs, lambda r: check_run_json(ctx.urls, ctx.state, found, r), key="check_runs")
 
 
 def _latest_per_name(runs_newest_first: list[CheckRun]) -> list[CheckRun]:
-    seen: set[str] = set()
+    """The newest run of each name in each check suite: another App's run of the same name is listed
+    next to ours."""
+    seen: set[tuple[int, str]] = set()
     latest = []
     for run in runs_newest_first:
-        if run.name not in seen:
-            seen.add(run.name)
+        if (run.suite_id, run.name) not in seen:
+            seen.add((run.suite_id, run.name))
             latest.append(run)
     return latest
