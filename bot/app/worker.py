@@ -91,7 +91,9 @@ class Worker:
         if reviewed.config.autofix != "push":
             return autopush.Outcome()
         plan = reviewed.fixes()
-        if not plan.files:  # nothing (left) to fix: this is where a push's own review stops
+        # Nothing (left) to fix: this is where a push's own review stops. Declaring the phases of
+        # migrations that are fine as they are does not earn a commit on the author's branch.
+        if not plan.fixes_something:
             return autopush.Outcome()
         if reviewed.review.sql_unavailable:  # a static-only review: the CLI may fix from it, a bot should not
             return autopush.not_pushed("the SQL could not be verified, so the rewrites could not be either")

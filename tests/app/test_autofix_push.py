@@ -16,7 +16,7 @@ from migration_safe.engine.fix.plan import FixPlan, plan_fixes
 from migration_safe.engine.review.pipeline import ReviewRequest, run_review
 from projects import GitProject
 
-from .samples import HEAD_FILES, LARGE_ORDERS, UNIQUES
+from .samples import HEAD_FILES, LARGE_ORDERS, NICKNAME, UNIQUES
 
 pytestmark = pytest.mark.slow
 
@@ -184,6 +184,21 @@ def test_without_the_contents_write_permission_nothing_is_pushed(app_harness):
     assert "nothing was pushed: the App's installation may not write" in summary_of(h, head)
     assert h.fake.find_requests(path=r"git-receive-pack") == []
     assert h.fake.reviews("acme", "shop", 1)  # it still suggests, inline
+
+
+def test_a_safe_migration_gets_no_commit_only_to_declare_its_phase(app_harness):
+    """`fix` would add `deploy_phase = "pre-deploy"`; a push for that alone is noise on the author's branch."""
+    h = app_harness
+    head = open_pr(h, {".github/migration-safe.yml": PUSH, "shop/migrations/0002_nickname.py": NICKNAME})
+    plan = expected_plan(h, head)
+    assert plan.files and not plan.fixes_something  # the declaration is all fix would write
+
+    review_and_work(h)
+
+    assert tip(h.project) == head
+    assert h.fake.find_requests(path=r"git-receive-pack") == []
+    [run] = h.fake.check_runs("acme", "shop", head_sha=head)
+    assert run["conclusion"] == "success" and "autofix" not in run["output"]["summary"]
 
 
 @pytest.mark.parametrize("config", [None, "autofix: suggest\n"])

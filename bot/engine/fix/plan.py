@@ -67,6 +67,12 @@ class FixPlan:
     done: list[str] = field(default_factory=list)  # what was fixed, for people
     left: list[str] = field(default_factory=list)  # what is left for people, each with why
     notes: list[str] = field(default_factory=list)  # how the parts added are ordered, and what follows
+    declared: list[str] = field(default_factory=list)  # paths whose only change is a new deploy_phase line
+
+    @property
+    def fixes_something(self) -> bool:
+        """More than declaring phases the review already knows: worth a commit on someone's branch."""
+        return bool(set(self.files) - set(self.declared))
 
 
 @dataclass
@@ -405,6 +411,8 @@ def declare_phases(chosen: list[MigrationVerdict], plan: FixPlan, work: _Work) -
         new = declare_phase(source, phase)
         if new is None or new == source:
             continue
+        if declared is None and file.path not in plan.files:
+            plan.declared.append(file.path)
         plan.files[file.path] = new
         if declared is not None and declared.phase is not phase:
             work.fixed_rules.add((file.label, "MS113"))
