@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlparse
 
+from migration_safe.engine.sandbox.egress import allowlist
+
 DEFAULT_API_URL = "https://api.github.com"
 MB = 1_000_000
 
@@ -46,6 +48,7 @@ def settings_from_environment(env: Mapping[str, str] | None = None) -> AppSettin
     app_id = required(env, "GITHUB_APP_ID")
     if not app_id.isdigit():
         raise SettingsError(f"GITHUB_APP_ID must be the App's numeric id, not {app_id!r}")
+    install_hosts(env)
     return AppSettings(
         app_id=int(app_id),
         private_key=private_key(env),
@@ -70,6 +73,15 @@ def positive(env: Mapping[str, str], name: str, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise SettingsError(f"{name} must be a positive whole number, not {value!r}")
     return int(value)
+
+
+def install_hosts(env: Mapping[str, str]) -> None:
+    """Read by each install itself (engine/sandbox/egress.py); checked here too, so that a typo stops
+    start-up rather than every install."""
+    try:
+        allowlist(env)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def forks_policy(value: str | None) -> bool:

@@ -76,6 +76,13 @@ def test_private_key_that_is_not_a_usable_pem_key_is_refused(env, value):
     assert "GITHUB_APP_PRIVATE_KEY" in message and "bm90IGEga2V5" not in message
 
 
+def test_install_hosts_that_are_not_host_and_port_stop_start_up(env):
+    env["MIGRATION_SAFE_INSTALL_HOSTS"] = "pypi.org, https://index.internal/simple"
+    assert error_for(env) == ("MIGRATION_SAFE_INSTALL_HOSTS: 'https://index.internal/simple' is not host[:port]")
+    env["MIGRATION_SAFE_INSTALL_HOSTS"] = "pypi.org, index.internal:8443"
+    assert settings_from_environment(env).app_id == 4242
+
+
 def test_private_key_with_escaped_newlines_is_accepted(env, pem):
     env["GITHUB_APP_PRIVATE_KEY"] = pem.strip().replace("\n", "\\n")  # one-line env values
     assert settings_from_environment(env).private_key.strip() == pem.strip()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import selectors
 import socket
 import socketserver
 import struct
@@ -19,7 +18,8 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-CHUNK = 1 << 16
+from migration_safe.engine.sandbox.tunnel import pump
+
 PROTOCOL_3 = 196608
 CANCEL_REQUEST = 80877102
 MAX_STARTUP = 10_000  # PostgreSQL's own limit on a startup packet
@@ -82,22 +82,6 @@ def receive(connection: socket.socket, size: int) -> bytes:
             raise ValueError("closed during the startup message")
         data += chunk
     return data
-
-
-def pump(one: socket.socket, other: socket.socket) -> None:
-    """Copy both ways until either side closes."""
-    with selectors.DefaultSelector() as selector:
-        selector.register(one, selectors.EVENT_READ, other)
-        selector.register(other, selectors.EVENT_READ, one)
-        while True:
-            for key, _ in selector.select():
-                try:
-                    data = key.fileobj.recv(CHUNK)
-                except OSError:
-                    return
-                if not data:
-                    return
-                key.data.sendall(data)
 
 
 @contextlib.contextmanager

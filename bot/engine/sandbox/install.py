@@ -1,7 +1,8 @@
 """The project's dependencies (`install:` in the config), in a virtualenv of their own.
 
 Installing runs the project's own commands, so it is sandboxed like the review
-(bubblewrap, another user, no secrets, limits) but with network. The result is cached by
+(bubblewrap, another user, no secrets, limits, no network); its one way out is the egress
+proxy (egress.py), to the package index's hosts only. The result is cached by
 the hash of the commands, the interpreter and the dependency files, so a
 repository pays for it once per change of its requirements.
 """
@@ -18,15 +19,19 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from migration_safe.engine.sandbox import confined
+from migration_safe.engine.sandbox import confined, egress
 from migration_safe.engine.sandbox.database import cache_dir
 from migration_safe.engine.sandbox.isolation import Bind, Isolation, SandboxPlan, lease
-from migration_safe.engine.sandbox.run import Limits, child_environment, execute, interpreter_paths
+from migration_safe.engine.sandbox.run import (
+    INSIDE, Limits, child_environment, execute, interpreter_paths, sandbox_root,
+)
 
 DEPENDENCY_FILES = ("requirements*.txt", "requirements/*.txt", "requirements/*.in", "constraints*.txt",
                     "pyproject.toml", "poetry.lock", "Pipfile", "Pipfile.lock", "uv.lock", "setup.py",
                     "setup.cfg")
 INSTALL_LIMITS = Limits(wall_seconds=1200, cpu_seconds=1200, file_bytes=1 << 30)
+TUNNEL = Path(__file__).with_name("tunnel.py")
+REFUSALS_SHOWN = 5
 DRIVER_CHECK = "import importlib.util as u, sys; sys.exit(0 if u.find_spec('psycopg') or u.find_spec('psycopg2') else 1)"
 
 
@@ -67,6 +72,10 @@ def prepare(root: Path, commands: list[str], python: str = sys.executable,
 
 
 def build(root: Path, commands: list[str], python: str, target: Path, limits: Limits) -> str | None:
+    try:
+        allowed = egress.allowlist()
+    except ValueError as exc:
+        return str(exc)
     workdir = Path(tempfile.mkdtemp(prefix="install-", dir=target.parent))
     try:
         # Same path as the final one: scripts in a venv remember where they were made.
@@ -74,10 +83,10 @@ def build(root: Path, commands: list[str], python: str, target: Path, limits: Li
         subprocess.run([python, "-m", "venv", str(target)], check=True, capture_output=True, timeout=300)
         # A copy, once per change of the requirements: builds write into the project (egg-info, build/).
         shutil.copytree(root, workdir / "project", symlinks=True, ignore=shutil.ignore_patterns(".git"))
-        with lease() as isolation:
+        with lease() as isolation, egress.gate(sandbox_root(), isolation.uid, isolation.gid, allowed) as way_out:
             give_tree(workdir / "project", isolation)
             give_tree(target, isolation)
-            error = run_steps(commands, workdir / "project", target, python, limits, isolation)
+            error = run_steps(commands, workdir / "project", target, python, limits, isolation, way_out)
         if error:
             return error
         _seal(target)
@@ -92,21 +101,36 @@ def build(root: Path, commands: list[str], python: str, target: Path, limits: Li
 
 
 def run_steps(commands: list[str], project: Path, target: Path, python: str, limits: Limits,
-              isolation: Isolation) -> str | None:
-    """Each command in the sandbox, with network (explicitly: installing needs the index)."""
+              isolation: Isolation, way_out: egress.Gate) -> str | None:
+    """Each command in the sandbox, without network: tunnel.py, started first on our interpreter,
+    hands its proxy connections to the egress proxy's socket."""
     venv_python = str(target / "bin" / "python")
     env = {**child_environment(venv_python), "VIRTUAL_ENV": str(target), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    tunnel = Bind(str(TUNNEL), f"{INSIDE}/tunnel.py" if isolation.bwrap else str(TUNNEL))
+    proxy = Bind(way_out.folder, f"{INSIDE}/egress" if isolation.bwrap else way_out.folder)
     binds = (Bind(str(project), str(project), writable=True), Bind(str(target), str(target), writable=True),
-             *(Bind(path, path) for path in interpreter_paths(python)))
-    plan = SandboxPlan(binds, cwd=str(project), network=True)
+             *(Bind(path, path) for path in interpreter_paths(python)), tunnel, proxy)
+    plan = SandboxPlan(binds, cwd=str(project))
+    relayed = [python, "-I", "-B", tunnel.dest, f"{proxy.dest}/{egress.SOCKET}", "/bin/sh", "-c"]
     steps = [*commands, f"python -c \"{DRIVER_CHECK}\" || pip install 'psycopg[binary]>=3.1'"]
     for command in steps:
-        outcome = execute(["/bin/sh", "-c", command], plan, env, limits, isolation)
+        outcome = execute([*relayed, command], plan, env, limits, isolation)
         if outcome.start_error or outcome.limit or outcome.returncode != 0:
             reason = outcome.start_error or (f"{outcome.limit} limit" if outcome.limit
                                              else f"exit status {outcome.returncode}")
-            return f"`{command}` failed ({reason}): {summary(outcome.log_tail)}".strip()
+            return f"`{command}` failed ({reason}): {summary(outcome.log_tail)}".strip() + refused(way_out)
     return None
+
+
+def refused(way_out: egress.Gate) -> str:
+    """What the proxy turned away: most often why a step failed (a git+https dependency, another index)."""
+    found = list(way_out.refusals.items())
+    if not found:
+        return ""
+    shown = "; ".join(f"{target} ({why})" for target, why in found[:REFUSALS_SHOWN])
+    return (f". The install's network proxy refused: {shown}. The install reaches only the hosts of the "
+            f"operator's {egress.HOSTS_ENV} (by default pypi.org and files.pythonhosted.org, port 443); "
+            "a git+https dependency or another index needs its host listed there")
 
 
 def give_tree(path: Path, isolation: Isolation) -> None:

@@ -3,12 +3,19 @@ from __future__ import annotations
 
 import pytest
 
-from migration_safe.engine.sandbox import install
+from migration_safe.engine.sandbox import egress, install
 from migration_safe.engine.review.pipeline import ReviewRequest, run_review
 
 pytestmark = pytest.mark.slow
 
 CONFIG = "install: pip install --quiet -r requirements.txt\n"
+
+
+@pytest.fixture(autouse=True)
+def pypi_listed(monkeypatch):
+    """PyPI, listed by the operator: a machine whose resolver answers it with a private address (a
+    mirror, as on some CI hosts) is refused it otherwise."""
+    monkeypatch.setenv(egress.HOSTS_ENV, "pypi.org,files.pythonhosted.org")
 
 
 def with_local_dependency(project, requirements: str):
