@@ -118,6 +118,20 @@ def test_the_install_bytes_are_capped(tmp_path, echo):
     assert "bytes of traffic are spent" in gate.refusals["(any host)"]
 
 
+def test_tunnels_at_once_are_capped(tmp_path, echo):
+    allowed = egress.allowlist({egress.HOSTS_ENV: f"localhost:{echo}"})
+    with egress.gate(tmp_path, None, None, allowed, egress.EgressLimits(tunnels=1)) as gate, \
+            socket.socket(socket.AF_UNIX) as held:
+        held.connect(os.path.join(gate.folder, egress.SOCKET))
+        held.sendall(connect(f"localhost:{echo}"))
+        assert held.recv(100).startswith(b"HTTP/1.0 200")  # open, and kept open
+        with socket.socket(socket.AF_UNIX) as second:
+            second.settimeout(10)
+            second.connect(os.path.join(gate.folder, egress.SOCKET))
+            assert second.recv(100) == b""  # closed at once, before a thread is spent on it
+    assert gate.refusals == {"(any host)": "more than 1 connections at once"}
+
+
 # ---------------------------------------------------------------- installs in the real sandbox
 
 
