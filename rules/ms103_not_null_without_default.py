@@ -1,6 +1,6 @@
 """MS103: a NOT NULL column added without a database default."""
 from migration_safe.engine.fix.local import db_default_instead_of_default
-from migration_safe.engine.model import Severity
+from migration_safe.engine.model import Operation, Severity
 
 from .base import Rule
 from .context import MigrationContext, alter_actions
@@ -11,7 +11,6 @@ def check(ctx: MigrationContext):
     if not ctx.sql_known:
         yield from static_check(ctx)
         return
-    dropped = {(s.table, a.column) for _o, s, a in alter_actions(ctx, "drop_default")}
     for operation, statement, action in alter_actions(ctx, "add_column"):
         if not action.not_null or not ctx.existing(statement.table):
             continue
@@ -19,11 +18,41 @@ def check(ctx: MigrationContext):
             yield ctx.finding(RULE, operation, f"Column {action.column} is added to existing table "
                               f"{statement.table} as NOT NULL without a default: it fails on any row.",
                               alternative=ALTERNATIVE)
-        elif (statement.table, action.column) in dropped:
+        elif (dropper := unfilled(ctx, operation, statement.table, action.column)) is operation:
             yield ctx.finding(RULE, operation, f"Column {action.column} of {statement.table} is added NOT "
                               "NULL with a temporary default that Django drops at once: old code's INSERTs, "
                               "which do not know the column, fail from then on.", alternative=ALTERNATIVE,
                               suggestion=suggestion(ctx, operation))
+        elif dropper is not None:
+            yield ctx.finding(RULE, operation, f"Column {action.column} of {statement.table} is added NOT "
+                              f"NULL with a default that a later operation (line {dropper.line}) drops while "
+                              "it stays NOT NULL: old code's INSERTs, which do not know the column, fail "
+                              "from then on.", alternative=ALTERNATIVE)
+
+
+def unfilled(ctx: MigrationContext, added: Operation, table: str, column: str) -> Operation | None:
+    """The operation whose DROP DEFAULT leaves old code the column NOT NULL without a default, None when
+    old code never sees it so. Old code sees the end of an atomic migration; a non-atomic one commits
+    operation by operation, and old code sees each of them."""
+    not_null, default, dropper = True, True, None
+    for operation in ctx.operations[ctx.operations.index(added):]:
+        for action in (a for s in operation.statements if s.table == table for a in s.actions
+                       if a.column == column):
+            if action.action in CHANGES:
+                not_null, default = CHANGES[action.action](not_null, default)
+                dropper = operation if action.action == "drop_default" else dropper
+        if not ctx.migration.atomic and not_null and not default:
+            return dropper
+    return dropper if not_null and not default else None
+
+
+# What each ALTER COLUMN subcommand makes of (not_null, has a default)
+CHANGES = {
+    "drop_default": lambda not_null, _default: (not_null, False),
+    "set_default": lambda not_null, _default: (not_null, True),
+    "drop_not_null": lambda _not_null, default: (False, default),
+    "set_not_null": lambda _not_null, default: (True, default),
+}
 
 
 def suggestion(ctx: MigrationContext, operation) -> str | None:
@@ -58,7 +87,11 @@ RULE = Rule(
     severity=Severity.ERROR,
     why="Django adds a NOT NULL field with its Python default as a temporary database default and drops "
         "that default in the same migration. Old code still running during the deploy does not know the "
-        "column; its INSERTs now fail with a NOT NULL violation. Without any default the ALTER fails on "
+        "column; its INSERTs now fail with a NOT NULL violation, as they do when a later operation drops a "
+        "`db_default` the column was added with. Old code sees what the migration leaves: a column the same "
+        "migration makes nullable or gives a database default again takes its INSERTs. A migration with "
+        "`atomic = False` commits operation by operation, and old code sees each step; so does a later "
+        "migration's fix, which leaves a window until it commits. Without any default the ALTER fails on "
         "the first existing row.",
     safe_alternative=ALTERNATIVE,
     example="migrations.AddField(\"product\", \"sku\", models.CharField(max_length=32, db_default=\"\"))",

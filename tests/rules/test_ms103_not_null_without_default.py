@@ -5,7 +5,9 @@ import pytest
 
 from migration_safe.engine.model import Severity
 
-from .harness import configure, describe, findings, line_of, migration, review, source
+from .harness import (
+    configure, describe, findings, line_of, migration, operation_phases, review, source,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -80,3 +82,63 @@ def test_without_sql_the_file_is_read(shop):
         describe(result, "0002_static")
     assert found[0].severity is Severity.ERROR
     assert "NOT NULL without db_default (read from the file; SQL unavailable)" in found[0].message
+
+
+SETTLED_LATER = '''
+    migrations.AddField("product", "stock", models.IntegerField(db_default=0)),
+    migrations.AlterField("product", "stock", models.IntegerField(null=True)),
+    migrations.AddField("product", "sku", models.CharField(default="", max_length=32),
+                        preserve_default=False),
+    migrations.AlterField("product", "sku", models.CharField(max_length=32, db_default="")),
+    migrations.AddField("product", "note", models.CharField(default="", max_length=32),
+                        preserve_default=False),
+    migrations.AlterField("product", "note", models.CharField(max_length=32, null=True)),
+    migrations.AddField("customer", "nick", models.CharField(max_length=30, db_default="x")),
+    migrations.AlterField("customer", "nick", models.CharField(max_length=30, default="x")),
+'''
+
+
+def test_what_an_atomic_migration_leaves_decides(shop):
+    # old code sees the migration's end only: a column left nullable or with a database default takes
+    # its INSERTs; one whose db_default the migration drops again does not
+    text = migration(shop, "0002_settled", source(SETTLED_LATER))
+    result = review(shop)
+    found = findings(result, "0002_settled", "MS103")
+    assert [f.line for f in found] == [line_of(text, '"nick", models.CharField(max_length=30, db_default')], \
+        describe(result, "0002_settled")
+    dropping = line_of(text, 'AlterField("customer", "nick"')
+    assert found[0].message == (
+        "Column nick of shop_customer is added NOT NULL with a default that a later operation (line "
+        f"{dropping}) drops while it stays NOT NULL: old code's INSERTs, which do not know the column, "
+        "fail from then on.")
+    assert not findings(result, "0002_settled", "MS119")  # a column the migration adds: MS103's
+
+
+def test_a_non_atomic_migration_commits_each_operation(shop):
+    # between the operations, `sku` and `note` are NOT NULL without a default and old code's INSERTs
+    # fail; `stock` keeps its database default until it is nullable
+    text = migration(shop, "0002_settled", source(SETTLED_LATER, attributes="atomic = False"))
+    result = review(shop)
+    found = findings(result, "0002_settled", "MS103")
+    assert [f.line for f in found] == [line_of(text, '"sku"'), line_of(text, '"note"'),
+                                       line_of(text, '"nick", models.CharField(max_length=30, db_default')], \
+        describe(result, "0002_settled")
+
+
+def test_a_later_migration_settles_the_column_only_from_its_commit(shop):
+    # each migration commits on its own: until 0003 old code's INSERTs fail on `sku`; a db_default
+    # dropped by a later migration is MS119's (post-deploy), never both
+    text = migration(shop, "0002_sku_stock", source('''
+        migrations.AddField("product", "sku", models.CharField(default="", max_length=32),
+                            preserve_default=False),
+        migrations.AddField("product", "stock", models.IntegerField(db_default=0)),
+    '''))
+    settle = migration(shop, "0003_settle", source('''
+        migrations.AlterField("product", "sku", models.CharField(max_length=32, null=True)),
+        migrations.AlterField("product", "stock", models.IntegerField(default=0)),
+    ''', after="0002_sku_stock"))
+    result = review(shop)
+    assert [f.line for f in findings(result, "0002_sku_stock", "MS103")] == [line_of(text, '"sku"')]
+    assert not findings(result, "0003_settle", "MS103"), describe(result, "0003_settle")
+    assert [f.line for f in findings(result, "0003_settle", "MS119")] == [line_of(settle, '"stock"')]
+    assert operation_phases(result, "0003_settle") == ["pre-deploy", "post-deploy"]
