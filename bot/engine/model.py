@@ -211,7 +211,7 @@ class Statement:
     actions: list[AlterAction] = field(default_factory=list)
     index_name: str | None = None
     concurrently: bool = False
-    unique: bool = False
+    unique: bool = False  # CREATE UNIQUE INDEX, or a DROP INDEX of a unique one (the sandbox saw it)
     if_exists: bool = False
     transactional: bool = True  # False: cannot run inside a transaction block
     rename_from: str | None = None

@@ -257,6 +257,12 @@ def test_relaxing_and_replacing_rules_never_break_a_deploy(shop):
         migrations.AddIndex("customer", models.Index(fields=["email"], name="customer_email_idx")),
         migrations.AlterUniqueTogether("order", {("customer", "product")}),
         migrations.AddField("customer", "code", models.CharField(max_length=10, unique=True, null=True)),
+        migrations.AddConstraint("product", models.UniqueConstraint(
+            fields=["title"], name="product_title_uniq")),
+        migrations.AddIndex("product", models.Index(fields=["price"], name="product_price_idx")),
+        migrations.RunSQL("CREATE UNIQUE INDEX customer_email_uniq ON shop_customer (email)"),
+        migrations.RunSQL("CREATE UNIQUE INDEX customer_email_lower_uniq ON shop_customer (lower(email))"),
+        migrations.RunSQL("CREATE UNIQUE INDEX product_code_raw_uniq ON shop_product (legacy_code)"),
     '''))
     chain(
         shop,
@@ -281,8 +287,30 @@ def test_relaxing_and_replacing_rules_never_break_a_deploy(shop):
         ("0006_customer_nullable", 'migrations.AlterField("order", "customer", models.ForeignKey('
                                    'null=True, on_delete=models.CASCADE, to="shop.customer")),',
          {}),
+        # the same rules dropped by raw SQL relax them just as well; a plain index is no rule: its
+        # queries may still need it, after the deploy only
+        ("0007_raw_drops", '''
+            migrations.RunSQL("DROP INDEX customer_email_uniq"),
+            migrations.RunSQL("ALTER TABLE shop_product DROP CONSTRAINT product_title_uniq"),
+            migrations.RunSQL("DROP INDEX IF EXISTS public.product_price_idx"),
+        ''', {}),
+        ("0008_raw_drop_concurrently",
+         'migrations.RunSQL("DROP INDEX CONCURRENTLY customer_email_lower_uniq"),',
+         {"attributes": "atomic = False"}),
+        ("0009_raw_unique_replaced", '''
+            migrations.RunSQL("DROP INDEX product_code_raw_uniq"),
+            migrations.AddConstraint("product", models.UniqueConstraint(
+                fields=["legacy_code"], name="product_legacy_code_uniq")),
+        ''', {}),
     )
     result = review(shop)
+    assert operation_phases(result, "0007_raw_drops") == ["pre-deploy", "pre-deploy", "post-deploy"], \
+        describe(result, "0007_raw_drops")
+    assert phase(result, "0008_raw_drop_concurrently") == "pre-deploy", \
+        describe(result, "0008_raw_drop_concurrently")
+    raw_replaced = verdict(result, "0009_raw_unique_replaced")
+    assert not raw_replaced.needs_split and raw_replaced.phase.value == "post-deploy", \
+        describe(result, "0009_raw_unique_replaced")
     # (the AlterField drops the unique constraint and the LIKE index that served it)
     assert operation_phases(result, "0003_drop_partial_unique") == ["pre-deploy", "pre-deploy"], \
         describe(result, "0003_drop_partial_unique")

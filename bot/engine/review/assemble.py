@@ -1,13 +1,23 @@
 """Joins what the file says (parse) with what the sandbox saw (child) into Operations."""
 from __future__ import annotations
 
-from migration_safe.engine.model import LockEvent, MigrationFile, Operation, ParsedOperation, Statement
+from migration_safe.engine.model import (
+    LockEvent, MigrationFile, Operation, ParsedOperation, Statement, StatementKind,
+)
 from migration_safe.engine.review.sql import analyse, split_statements
 from migration_safe.engine.sandbox.protocol import MigrationRecord, OperationRecord, Trace
 
 
 def operations_from_child(file: MigrationFile, record: MigrationRecord) -> list[Operation]:
-    return [operation_from_child(file, op) for op in record["operations"]]
+    operations = [operation_from_child(file, op) for op in record["operations"]]
+    unique = set(record.get("unique_indexes", []))
+    for operation in operations:
+        for statement in operation.statements:
+            # `DROP INDEX a, b` is parsed to its first name: a list of several may hold a plain index
+            if statement.kind is StatementKind.DROP_INDEX and statement.index_name in unique \
+                    and "," not in statement.sql:
+                statement.unique = True
+    return operations
 
 
 def operation_from_child(file: MigrationFile, op: OperationRecord) -> Operation:

@@ -71,9 +71,11 @@ class Placement:
 
     def _step(self, statement: Statement, operation: Operation, readded) -> Phase | None:
         # A UniqueConstraint with a condition, expressions or INCLUDE is a unique index: dropping it
-        # relaxes a rule, as DROP CONSTRAINT does. So is the LIKE index Django drops with `unique`.
+        # relaxes a rule, as DROP CONSTRAINT does, and so does dropping any index the sandbox saw unique
+        # (raw SQL). So is the LIKE index Django drops with `unique`.
         if statement.kind is StatementKind.DROP_INDEX and (
-                operation.type in DROPS_UNIQUE_RULES or _like_index_of_dropped_rule(statement, operation.statements)):
+                statement.unique or operation.type in DROPS_UNIQUE_RULES
+                or _like_index_of_dropped_rule(statement, operation.statements)):
             return PRE
         return self.statement(statement, readded)
 
@@ -212,10 +214,11 @@ def _replaces(dropping: Operation, adding: Operation) -> bool:
 
 def _unique_drops(operation: Operation) -> set[str]:
     """Tables whose unique rule the operation drops."""
-    if operation.type not in ("AlterUniqueTogether", *DROPS_UNIQUE_RULES):
-        return set()
-    tables = {s.table for s in operation.statements for a in s.actions if a.action == "drop_constraint"}
-    tables |= {lock.table for s in operation.statements if s.kind is StatementKind.DROP_INDEX
+    rules = operation.type in ("AlterUniqueTogether", *DROPS_UNIQUE_RULES)
+    tables = {s.table for s in operation.statements for a in s.actions
+              if a.action == "drop_constraint" and rules}
+    tables |= {lock.table for s in operation.statements
+               if s.kind is StatementKind.DROP_INDEX and (rules or s.unique)
                for lock in s.locks if lock.kind == "index" and lock.table}
     return {t for t in tables if t}
 

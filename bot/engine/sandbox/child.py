@@ -73,6 +73,13 @@ SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k JOIN pg_class c ON c.oid
 WHERE c.relname = %s AND k.contype = 'c' AND k.convalidated AND pg_table_is_visible(c.oid)
 """
 
+# Unique indexes named in `%s` (a superset: the review matches the names DROP INDEX parses to)
+UNIQUE_INDEXES_SQL = """
+SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indisunique AND pg_table_is_visible(c.oid) AND position(lower(c.relname) IN lower(%s)) > 0
+"""
+DROP_INDEX = re.compile(r"\bDROP\s+INDEX\b", re.IGNORECASE)
+
 # Operations whose SQL involves only their own table and the tables their new fields point to:
 # the models that reference theirs need not be in the state (Django would re-render them all).
 LOCAL_OPERATIONS = {"AddField", "AddIndex", "AddIndexConcurrently", "AddConstraint", "CreateModel",
@@ -1530,6 +1537,15 @@ class Tracer:
         return sorted(name for oid, (name, kind, node, _t) in before.items()
                       if kind in ("r", "p", "m") and oid in now and now[oid][2] != node)
 
+    def unique_indexes(self, records: list[protocol.OperationRecord]) -> list[str]:
+        """The unique indexes that the records' DROP INDEX statements may drop, as they stand now."""
+        drops = [sql for r in records for sql in r["statements"] + r["deferred"] if DROP_INDEX.search(sql)]
+        if not drops:
+            return []
+        with self.connection.cursor() as cursor:
+            cursor.execute(UNIQUE_INDEXES_SQL, ["\n".join(drops)])
+            return sorted(row[0] for row in cursor.fetchall())
+
     def table_info(self, name) -> protocol.TableBefore:
         with self.connection.cursor() as cursor:
             cursor.execute(COLUMNS_SQL, [name])
@@ -1786,6 +1802,8 @@ def review_migration(connection, tracer, migration, state, preexisting_names,
            "collected_sql": collected, "error": error, "operations": records,
            "tables_before": {}}
     if error is None and trace:
+        if unique := tracer.unique_indexes(records):
+            out["unique_indexes"] = unique
         out["error"] = trace_migration(tracer, migration, records,
                                        connection.features.can_rollback_ddl,
                                        preexisting_names, out["tables_before"])

@@ -135,6 +135,9 @@ class TableBefore(TypedDict):
 
 class _MigrationOptions(TypedDict, total=False):
     alias: str  # the database alias it was reviewed on, when `aliases` has several
+    # unique indexes (a UNIQUE constraint's too) that existed before it and that a DROP INDEX of its SQL
+    # may name: dropping one relaxes a rule; absent when none
+    unique_indexes: List[str]
 
 
 class MigrationRecord(_MigrationOptions):
