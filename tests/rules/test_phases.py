@@ -263,6 +263,8 @@ def test_relaxing_and_replacing_rules_never_break_a_deploy(shop):
         migrations.RunSQL("CREATE UNIQUE INDEX customer_email_uniq ON shop_customer (email)"),
         migrations.RunSQL("CREATE UNIQUE INDEX customer_email_lower_uniq ON shop_customer (lower(email))"),
         migrations.RunSQL("CREATE UNIQUE INDEX product_code_raw_uniq ON shop_product (legacy_code)"),
+        migrations.RunSQL("CREATE UNIQUE INDEX customer_email_id_uniq ON shop_customer (email, id)"),
+        migrations.AddIndex("product", models.Index(fields=["title"], name="product_title_idx")),
     '''))
     chain(
         shop,
@@ -293,6 +295,7 @@ def test_relaxing_and_replacing_rules_never_break_a_deploy(shop):
             migrations.RunSQL("DROP INDEX customer_email_uniq"),
             migrations.RunSQL("ALTER TABLE shop_product DROP CONSTRAINT product_title_uniq"),
             migrations.RunSQL("DROP INDEX IF EXISTS public.product_price_idx"),
+            migrations.RunSQL("DROP INDEX customer_email_id_uniq, product_title_idx"),
         ''', {}),
         ("0008_raw_drop_concurrently",
          'migrations.RunSQL("DROP INDEX CONCURRENTLY customer_email_lower_uniq"),',
@@ -304,7 +307,8 @@ def test_relaxing_and_replacing_rules_never_break_a_deploy(shop):
         ''', {}),
     )
     result = review(shop)
-    assert operation_phases(result, "0007_raw_drops") == ["pre-deploy", "pre-deploy", "post-deploy"], \
+    assert operation_phases(result, "0007_raw_drops") == ["pre-deploy", "pre-deploy", "post-deploy",
+                                                          "post-deploy"], \
         describe(result, "0007_raw_drops")
     assert phase(result, "0008_raw_drop_concurrently") == "pre-deploy", \
         describe(result, "0008_raw_drop_concurrently")
