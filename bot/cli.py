@@ -11,11 +11,11 @@ import tempfile
 from pathlib import Path
 
 from migration_safe.config import ConfigError, load_config
-from migration_safe.engine.review import stats
-from migration_safe.engine.fix.plan import plan_fixes
 from migration_safe.engine.fix.concurrent_index import uses_pg_migration_tools
-from migration_safe.engine.review.discover import GitError, WORKTREE, git, resolve
 from migration_safe.engine.fix.models_rewrite import WorkTree
+from migration_safe.engine.fix.plan import plan_fixes
+from migration_safe.engine.review import stats
+from migration_safe.engine.review.discover import WORKTREE, GitError, git, resolve
 from migration_safe.engine.review.pipeline import ReviewRequest, SetupError, run_review
 from migration_safe.report import FORMATS
 from migration_safe_rules import catalogue

@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from migration_safe.engine.sandbox import confined
-from migration_safe.engine.review import stats as table_stats
 from migration_safe.engine.model import TableSize
+from migration_safe.engine.review import stats as table_stats
+from migration_safe.engine.sandbox import confined
 
 CONFIG_PATH = ".github/migration-safe.yml"
 RULE_ID = re.compile(r"^MS\d{3}$")

@@ -1,8 +1,8 @@
 """MS106: SET NOT NULL on an existing column scans the table under ACCESS EXCLUSIVE."""
 import re
 
-from migration_safe.engine.model import Severity
 from migration_safe.engine.fix.recipes import set_not_null_suggestion
+from migration_safe.engine.model import Severity
 
 from .base import Rule
 from .context import MigrationContext, alter_actions

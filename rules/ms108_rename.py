@@ -1,6 +1,6 @@
 """MS108: renaming a column or a table under running code."""
-from migration_safe.engine.model import Severity, StatementKind
 from migration_safe.engine.fix.recipes import rename_rewrite
+from migration_safe.engine.model import Severity, StatementKind
 
 from .base import Rule
 from .context import MigrationContext

@@ -1,6 +1,6 @@
 """MS111: data migrations (RunPython, DML in RunSQL) belong to the deferred phase."""
-from migration_safe.engine.review.hints import sql_texts
 from migration_safe.engine.model import Severity, StatementKind
+from migration_safe.engine.review.hints import sql_texts
 from migration_safe.engine.review.sql import analyse_all
 
 from .base import Rule

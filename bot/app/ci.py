@@ -27,12 +27,12 @@ from migration_safe.app.reviewed import Reviewed
 from migration_safe.app.shapes import Repository, ShapeError, check
 from migration_safe.app.worker import publish_reviewed
 from migration_safe.config import Config, ConfigError, load_config
-from migration_safe.engine.review import discover
 from migration_safe.engine.fix.concurrent_index import uses_pg_migration_tools
-from migration_safe.engine.sandbox.isolation import available as isolation_available
-from migration_safe.engine.model import Review
 from migration_safe.engine.fix.models_rewrite import Snapshot, WorkTree, app_folder
+from migration_safe.engine.model import Review
+from migration_safe.engine.review import discover
 from migration_safe.engine.review.pipeline import ReviewRequest, SetupError, run_review
+from migration_safe.engine.sandbox.isolation import available as isolation_available
 from migration_safe.report import actions as workflow_commands
 from migration_safe.report import markdown, markup
 from migration_safe_rules import catalogue

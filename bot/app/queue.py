@@ -67,7 +67,8 @@ class RedisDispatcher:
     def enqueue(self, job: Job) -> bool:
         from redis import WatchError
         from rq import Callback, Retry
-        from rq.job import Job as RqJob, JobStatus
+        from rq.job import Job as RqJob
+        from rq.job import JobStatus
 
         if isinstance(job, ReviewJob) and job.pr is not None:
             self.redis.set(latest_key(job.repo, job.pr), job.head_sha, ex=DELIVERY_TTL)

@@ -15,10 +15,10 @@ from migration_safe.app.reviewed import Reviewed
 from migration_safe.app.settings import AppSettings, settings_from_environment
 from migration_safe.config import Config, ConfigError, load_config
 from migration_safe.engine.fix.concurrent_index import uses_pg_migration_tools
-from migration_safe.engine.sandbox.isolation import available as isolation_available
-from migration_safe.engine.model import Review
 from migration_safe.engine.fix.models_rewrite import Snapshot, WorkTree, app_folder
+from migration_safe.engine.model import Review
 from migration_safe.engine.review.pipeline import ReviewRequest, run_review
+from migration_safe.engine.sandbox.isolation import available as isolation_available
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,8 @@ def report_failure(job_data: dict, reason: str, settings: AppSettings | None = N
 def main() -> int:
     """`migration-safe worker`: an RQ worker on $REDIS_URL, else the single machine's SQLite queue."""
     from redis import Redis
-    from rq import Queue, Worker as RqWorker
+    from rq import Queue
+    from rq import Worker as RqWorker
 
     from migration_safe.app.queue import QUEUE_NAME
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from migration_safe.config import Config
-from migration_safe.engine.review.assemble import operations_from_file
 from migration_safe.engine.model import MigrationFile, ParsedOperation, Phase
+from migration_safe.engine.review.assemble import operations_from_file
 from migration_safe.engine.review.phases import LARGE_TABLE_WORK, STATIC_PHASES, Placement, migration_phase
 
 # Operation classes whose database effect the review's static rules know.

@@ -5,9 +5,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from migration_safe.engine.model import Finding, MigrationVerdict, Review
 
-from ._common import (
-    STATIC_FALLBACK, acknowledgement, label, on_database, phase_value, severity, span, with_alternative,
-)
+from ._common import STATIC_FALLBACK, acknowledgement, label, on_database, phase_value, severity, span, with_alternative
 
 if TYPE_CHECKING:
     from migration_safe_rules.base import Rule

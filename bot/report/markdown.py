@@ -10,12 +10,12 @@ from migration_safe.engine.model import AliasVerdict, Finding, MigrationVerdict,
 
 from . import markup
 from ._common import (
-    rule_url,
     STATIC_FALLBACK,
     by_phase,
     count_text,
     label,
     phase_value,
+    rule_url,
     severity,
     span,
     with_alternative,

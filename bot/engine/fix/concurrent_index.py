@@ -35,9 +35,9 @@ from pglast import ast, parse_sql
 from pglast.enums import AlterTableType, ConstrType
 
 from migration_safe.config import Config
+from migration_safe.engine.fix.split import DRAFTS, SLUG, PartNames, SplitError, SplitFile
 from migration_safe.engine.model import MigrationVerdict, Operation, Phase, Review, Statement, StatementKind
 from migration_safe.engine.review.phases import Placement
-from migration_safe.engine.fix.split import DRAFTS, SLUG, PartNames, SplitError, SplitFile
 from migration_safe.engine.review.sql import analyse, analyse_all
 
 FIXABLE = {"AddIndex", "AddConstraint", "AlterUniqueTogether", "AddField", "AlterField"}

@@ -16,7 +16,6 @@ from migration_safe.engine.fix.concurrent_index import (
     ConcurrentContext, ConcurrentRewrite, outside_transaction, plan_concurrent, write_concurrent,
 )
 from migration_safe.engine.fix.local import apply_suggestion, validate_migration, validate_statements
-from migration_safe.engine.model import Finding, MigrationVerdict, Phase, Review
 from migration_safe.engine.fix.models_rewrite import ModelChange, ProjectFiles, apply_model_changes
 from migration_safe.engine.fix.recipes import Recipe, app_dir, default_code, field_of, plan_recipe
 from migration_safe.engine.fix.split import (
@@ -24,6 +23,7 @@ from migration_safe.engine.fix.split import (
     split_migration,
     split_phases,
 )
+from migration_safe.engine.model import Finding, MigrationVerdict, Phase, Review
 
 # Why a blocking finding of each rule is left when no fix said more.
 REASONS = {

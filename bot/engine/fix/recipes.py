@@ -28,12 +28,12 @@ from pglast.stream import RawStream
 
 from migration_safe.config import Config
 from migration_safe.engine.fix.local import apply_suggestion, closing_like, rename_default, validate_migration
+from migration_safe.engine.fix.models_rewrite import ModelChange, app_folder
+from migration_safe.engine.fix.split import PartNames
 from migration_safe.engine.model import (
     MigrationFile, MigrationVerdict, Operation, ParsedOperation, Phase, Review, StatementKind,
 )
-from migration_safe.engine.fix.models_rewrite import ModelChange, app_folder
 from migration_safe.engine.review.phases import Placement
-from migration_safe.engine.fix.split import PartNames
 from migration_safe.engine.review.sql import analyse_all
 
 NESTED = 8  # columns an operation moves right when it goes into SeparateDatabaseAndState([...])

@@ -5,9 +5,7 @@ migration merge into one that names the alias of every operation and finding."""
 from __future__ import annotations
 
 from migration_safe.config import Config
-from migration_safe.engine.model import (
-    Acknowledgement, AliasVerdict, MigrationFile, MigrationVerdict, PhaseOverride,
-)
+from migration_safe.engine.model import Acknowledgement, AliasVerdict, MigrationFile, MigrationVerdict, PhaseOverride
 from migration_safe.engine.review.verdict import Analysed, decide
 from migration_safe.engine.sandbox.protocol import MigrationRecord, ReviewAnswer
 

@@ -1,9 +1,7 @@
 """Joins what the file says (parse) with what the sandbox saw (child) into Operations."""
 from __future__ import annotations
 
-from migration_safe.engine.model import (
-    LockEvent, MigrationFile, Operation, ParsedOperation, Statement, StatementKind,
-)
+from migration_safe.engine.model import LockEvent, MigrationFile, Operation, ParsedOperation, Statement, StatementKind
 from migration_safe.engine.review.sql import analyse, split_statements
 from migration_safe.engine.sandbox.protocol import MigrationRecord, OperationRecord, Trace
 

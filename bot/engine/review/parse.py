@@ -16,13 +16,7 @@ from typing import Any, Union
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from migration_safe.engine.model import (
-    Arg,
-    DeclaredPhase,
-    MigrationFile,
-    ParsedOperation,
-    Phase,
-)
+from migration_safe.engine.model import Arg, DeclaredPhase, MigrationFile, ParsedOperation, Phase
 
 Dependency = tuple[str, str]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 from migration_safe.config import Config
-from migration_safe.engine.review.hints import sql_texts
 from migration_safe.engine.model import Operation, Phase, Statement, StatementKind, TableInfo
+from migration_safe.engine.review.hints import sql_texts
 from migration_safe.engine.review.sql import analyse_all
 
 PRE, POST, DEFERRED = Phase.PRE_DEPLOY, Phase.POST_DEPLOY, Phase.DEFERRED

@@ -8,18 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from migration_safe.config import Config, load_config
-from migration_safe.engine.sandbox import confined, install, statecache
+from migration_safe.engine.model import Acknowledgement, ColumnInfo, MigrationFile, PhaseOverride, Review, TableInfo
 from migration_safe.engine.review import aliases, discover, squashes
 from migration_safe.engine.review.assemble import operations_from_child, operations_from_file
-from migration_safe.engine.sandbox.database import DatabaseError, Server, server_from_environment
 from migration_safe.engine.review.hints import runsql_tables
-from migration_safe.engine.model import (
-    Acknowledgement, ColumnInfo, MigrationFile, PhaseOverride, Review, TableInfo,
-)
 from migration_safe.engine.review.parse import declared_app_label, parse_migration
+from migration_safe.engine.review.verdict import Analysed, decide
+from migration_safe.engine.sandbox import confined, install, statecache
+from migration_safe.engine.sandbox.database import DatabaseError, Server, server_from_environment
 from migration_safe.engine.sandbox.protocol import MigrationRecord, ReviewAnswer
 from migration_safe.engine.sandbox.run import ChildResult, Limits, run_child
-from migration_safe.engine.review.verdict import Analysed, decide
 
 log = logging.getLogger(__name__)
 

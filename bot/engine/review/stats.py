@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import psycopg
 
-from migration_safe.engine.sandbox.database import redact
 from migration_safe.engine.model import Finding, Operation, StatementKind, TableSize
+from migration_safe.engine.sandbox.database import redact
 
 if TYPE_CHECKING:
     from migration_safe.config import Config

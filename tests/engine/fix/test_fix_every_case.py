@@ -304,7 +304,7 @@ def test_models_read_refuses_links_and_paths_outside_the_project(tmp_path):
 
 def test_a_snapshot_of_models_stops_at_its_size_limit(tmp_path, monkeypatch):
     """A pull request naming many apps cannot make the App read without end."""
-    from migration_safe.engine import models_rewrite
+    from migration_safe.engine.fix import models_rewrite
 
     for app in ("a", "b", "c"):
         (tmp_path / app).mkdir()
