@@ -59,7 +59,8 @@ def keep_child(result: Any) -> None:
 
 def main() -> int:
     # The pipeline calls these through its module globals, so patching them there is enough.
-    timed(review.discover, "changed_python_files", "git diff")
+    timed(review.discover, "python_changes", "git diff")
+    timed(review.discover, "changed_python_files", "git diff")  # revisions before python_changes
     timed(review, "parse_migration", "parse (libcst)")
     timed(review, "server_from_environment", "PostgreSQL start (embedded)")
     timed(review, "run_child", "sandboxed child (copy + process)", keep_child)

@@ -42,15 +42,18 @@ def resolve(repo: Path, revision: str) -> str:
         raise GitError(f"revision {revision!r} does not exist in {repo}") from None
 
 
-def changed_python_files(repo: Path, base: str, head: str) -> list[ChangedFile]:
-    """Python files added or modified on head since it forked from base."""
-    return [ChangedFile(path, "added" if status[0] == "A" else "modified")
-            for status, path in diff_pairs(repo, base, head) if path.endswith(".py") and status[:1] in ("A", "M")]
+@dataclass(frozen=True)
+class PythonChanges:
+    changed: list[ChangedFile]  # added or modified
+    deleted: list[str]
 
 
-def deleted_python_files(repo: Path, base: str, head: str) -> list[str]:
-    """Python files head deleted since it forked from base."""
-    return [path for status, path in diff_pairs(repo, base, head) if path.endswith(".py") and status[:1] == "D"]
+def python_changes(repo: Path, base: str, head: str) -> PythonChanges:
+    """Python files head added, modified or deleted since it forked from base (one diff)."""
+    pairs = [(status[:1], path) for status, path in diff_pairs(repo, base, head) if path.endswith(".py")]
+    return PythonChanges([ChangedFile(path, "added" if status == "A" else "modified")
+                          for status, path in pairs if status in ("A", "M")],
+                         [path for status, path in pairs if status == "D"])
 
 
 def fork_point(repo: Path, base: str, head: str) -> str:

@@ -45,11 +45,11 @@ class ReviewRequest:
 def run_review(request: ReviewRequest) -> Review:
     repo = request.repo.resolve()
     try:
-        changed = discover.changed_python_files(repo, request.base, request.head)
+        changes = discover.python_changes(repo, request.base, request.head)
         with discover.checkout(repo, request.head) as tree:
             config = load_config(tree, request.config_path)
-            files = read_migrations(tree, changed, config)
-            files = squashes.with_deletions(repo, request.base, request.head, tree, files,
+            files = read_migrations(tree, changes.changed, config)
+            files = squashes.with_deletions(repo, request.base, request.head, changes.deleted, tree, files,
                                             lambda path: app_label(tree, path))
             if not files:
                 return Review(migrations=[], notes=["no migration added or modified"])

@@ -21,14 +21,14 @@ from migration_safe.engine.sandbox.protocol import DeletedMigration, ReviewAnswe
 BASE_FILE_CAP = 4 << 20
 
 
-def with_deletions(repo: Path, base: str, head: str, tree: Path, files: list[MigrationFile],
+def with_deletions(repo: Path, base: str, head: str, deleted: list[str], tree: Path, files: list[MigrationFile],
                    label: Callable[[str], str]) -> list[MigrationFile]:
     """`files`, each squash among them told which of its replaced migrations the change deletes; a
     squash of the base that the change leaves as it is joins them ("unchanged") when it deletes some
     of its replaced migrations, and so does one whose only edit drops its `replaces` (the step
-    Django's documentation gives with the deletion). `label`: a migration path's app label."""
-    paths = {f"{label(path)}.{PurePosixPath(path).stem}": path
-             for path in discover.deleted_python_files(repo, base, head) if is_migration_path(path)}
+    Django's documentation gives with the deletion). `deleted`: the Python files the change deletes;
+    `label`: a migration path's app label."""
+    paths = {f"{label(path)}.{PurePosixPath(path).stem}": path for path in deleted if is_migration_path(path)}
     if not paths:
         return files
     out = list(files)
