@@ -100,8 +100,9 @@ def _blocking(verdict: MigrationVerdict, rules: Mapping[str, Rule], docs_url: st
     for a in (a for a in verdict.aliases if a.needs_split):
         reasons.append(f"{markup.code(label(verdict))} mixes deploy phases on database {markup.code(a.alias)} "
                        f"and must be split ({_phases([op for op in verdict.operations if op.alias == a.alias])})")
-    if verdict.needs_split and not verdict.aliases:
-        reasons.append(f"{markup.code(label(verdict))} mixes deploy phases and must be split "
+    if verdict.needs_split and not any(a.needs_split for a in verdict.aliases):
+        where = " across its databases" if verdict.aliases else ""
+        reasons.append(f"{markup.code(label(verdict))} mixes deploy phases{where} and must be split "
                        f"({_phases(verdict.operations)})")
     reasons += [_finding(verdict, f, rules, docs_url) for f in verdict.findings if f.blocks]
     return reasons

@@ -73,7 +73,7 @@ def _header(verdict: MigrationVerdict, paint: _Paint) -> str:
     if verdict.needs_split:
         parts.append(paint("NEEDS SPLIT", "error+bold"))
     else:
-        phase = f"phase: {phase_value(verdict.phase) or ('per database' if verdict.aliases else 'unknown')}"
+        phase = f"phase: {phase_value(verdict.phase) or 'unknown'}"
         if verdict.phase_override is not None:
             phase += f" (set by {verdict.phase_override.by}: {verdict.phase_override.reason})"
         parts.append(phase)

@@ -62,17 +62,19 @@ def decide_each(files: list[MigrationFile], items: list[tuple[str | None, Analys
 
 
 def merged(file: MigrationFile, parts: list[tuple[str | None, MigrationVerdict]]) -> MigrationVerdict:
-    """The migration's verdict over its aliases: a phase only when every alias agrees (else each
-    alias's is in `aliases`), split when one alias mixes phases."""
+    """The migration's verdict over its aliases (each alias's own is in `aliases`): their common
+    phase, or a split when one alias mixes phases or the aliases' phases differ."""
     if [alias for alias, _verdict in parts] == [None]:
         return parts[0][1]
     verdicts = [verdict for _alias, verdict in parts]
-    split = any(v.needs_split for v in verdicts)
-    phases = {v.phase for v in verdicts}
+    # One migration declares one phase, and `migrate --database` applies all of it on each database:
+    # aliases in different phases are a mix like any other.
+    phases = {v.phase for v in verdicts if v.phase is not None}
+    split = any(v.needs_split for v in verdicts) or len(phases) > 1
     return MigrationVerdict(
         file=file, operations=[op for v in verdicts for op in v.operations],
         findings=[f for v in verdicts for f in v.findings],
-        phase=None if split or len(phases) > 1 else verdicts[0].phase, needs_split=split,
+        phase=None if split else next(iter(phases), None), needs_split=split,
         sql_status="ok" if all(v.sql_status == "ok" for v in verdicts) else "unavailable",
         sql_error=next((v.sql_error for v in verdicts if v.sql_error), None),
         phase_override=next((v.phase_override for v in verdicts if v.phase_override), None),

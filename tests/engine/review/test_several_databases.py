@@ -141,7 +141,8 @@ def test_verdict_and_phase_per_alias(reviewed):
     both = verdict(result, "0002_both")
     assert both.aliases == [AliasVerdict("default", Phase.PRE_DEPLOY, False, False),
                             AliasVerdict("analytics", Phase.DEFERRED, False, False)]
-    assert both.phase is None and not both.needs_split  # each alias migrates in its own phase
+    # `migrate --database` applies the whole migration on each: one declared phase cannot serve both
+    assert both.phase is None and both.needs_split and both.blocking
     document = json_report.document(result)
     entry = next(m for m in document["migrations"] if m["name"] == "0002_both")
     assert entry["aliases"] == {
@@ -166,7 +167,8 @@ def test_the_comment_names_each_alias(reviewed):
     analytics_sql = comment.split("### `shop.0002_both` on `analytics` (deferred)")[1]
     assert "UPDATE events_event" in analytics_sql and "shop_product" not in analytics_sql
     report = text.render(result)
-    assert "phase: per database  databases: default pre-deploy, analytics deferred" in report
+    assert "NEEDS SPLIT  databases: default pre-deploy, analytics deferred  BLOCKING" in report
+    assert "`shop.0002_both` mixes deploy phases across its databases and must be split" in comment
     assert "0002_event_kind_idx.py:8  on analytics  error  MS101" in report
 
 
@@ -272,3 +274,14 @@ def test_fix_rewrites_one_database_migrations_and_leaves_one_listed_per_alias_wi
     assert [line for line in plan.left if line.startswith(everywhere.file.path)] == [
         f"{everywhere.file.path}:{everywhere.file.class_line} runs on several databases (default, analytics): "
         "`fix` does not rewrite such migrations yet; follow each finding's safe alternative by hand"]
+
+
+def test_fix_splits_a_migration_whose_databases_run_it_in_different_phases(reviewed):
+    """Each part then runs in one phase on every database (on the other it does nothing)."""
+    _project, result = reviewed
+    plan = plan_fixes(result)
+    assert "shop/migrations/0002_both.py: split into 0002_both (pre-deploy), 0003_both_deferred (deferred)" \
+        in plan.done
+    assert "AddField" in plan.files["shop/migrations/0002_both.py"]
+    assert "RunSQL" not in plan.files["shop/migrations/0002_both.py"]
+    assert "UPDATE events_event" in plan.files["shop/migrations/0003_both_deferred.py"]
